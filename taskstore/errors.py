@@ -1,0 +1,40 @@
+"""Domain errors. They carry data; the API maps them to HTTP answers in one place."""
+
+from __future__ import annotations
+
+
+class TaskcastError(Exception):
+    """Base class of every error taskstore raises."""
+
+
+class TaskNotFound(TaskcastError):
+    def __init__(self, task_id: str) -> None:
+        super().__init__(task_id)
+        self.task_id = task_id
+
+    def __str__(self) -> str:
+        return f"task {self.task_id} not found (unknown or expired)"
+
+
+class TransitionRejected(TaskcastError):
+    def __init__(self, task_id: str, current: str | None, wanted: str, reason: str) -> None:
+        super().__init__(task_id, current, wanted, reason)
+        self.task_id = task_id
+        self.current = current
+        self.wanted = wanted
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return f"task {self.task_id}: move {self.current} -> {self.wanted} rejected ({self.reason})"
+
+
+class QueueFull(TaskcastError):
+    def __init__(self, length: int, limit: int, retry_after: int) -> None:
+        super().__init__(length, limit, retry_after)
+        self.length = length
+        self.limit = limit
+        self.retry_after = retry_after
+
+    def __str__(self) -> str:
+        waiting = f"{self.length} entries waiting, limit {self.limit}"
+        return f"queue is full ({waiting}); retry in {self.retry_after} s"

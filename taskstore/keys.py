@@ -1,0 +1,47 @@
+"""Every Redis key and channel name taskcast uses, and nothing else spells one.
+
+Task keys carry the id in a `{...}` hash tag so that a task's hash and its channel land in
+the same Redis Cluster slot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str = "taskcast"
+    queue: str = "task_stream"
+
+    def task(self, task_id: str) -> str:
+        return f"{self.prefix}:task:{{{task_id}}}"
+
+    def channel(self, task_id: str) -> str:
+        return f"{self.prefix}:events:{{{task_id}}}"
+
+    def cache(self, signature: str) -> str:
+        return f"{self.prefix}:cache:{signature}"
+
+    @property
+    def stream(self) -> str:
+        return self.queue
+
+    @property
+    def dead_letter(self) -> str:
+        return f"{self.queue}:dead"
+
+    @property
+    def delayed(self) -> str:
+        """Sorted set of task ids waiting for a retry, scored by the time they are due."""
+        return f"{self.queue}:delayed"
+
+    @property
+    def group(self) -> str:
+        return "workers"
+
+    def task_id_from_channel(self, channel: str) -> str:
+        start, end = channel.find("{"), channel.rfind("}")
+        if start < 0 or end < start:
+            raise ValueError(f"not a taskcast channel name: {channel!r}")
+        return channel[start + 1 : end]

@@ -1,0 +1,71 @@
+"""Task states, the moves allowed between them, and the public shape of a task."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class TaskStatus(StrEnum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+TERMINAL: frozenset[TaskStatus] = frozenset({TaskStatus.DONE, TaskStatus.FAILED, TaskStatus.CANCELLED})
+
+# RUNNING -> RUNNING is a progress update or a reclaimed attempt; RUNNING -> PENDING is a retry.
+# PENDING -> FAILED lets a task that can never start (a malformed hash, no attempts left) end.
+ALLOWED: dict[TaskStatus, frozenset[TaskStatus]] = {
+    TaskStatus.PENDING: frozenset({TaskStatus.RUNNING, TaskStatus.CANCELLED, TaskStatus.FAILED}),
+    TaskStatus.RUNNING: frozenset(
+        {
+            TaskStatus.RUNNING,
+            TaskStatus.PENDING,
+            TaskStatus.DONE,
+            TaskStatus.FAILED,
+            TaskStatus.CANCELLED,
+        }
+    ),
+    TaskStatus.DONE: frozenset(),
+    TaskStatus.FAILED: frozenset(),
+    TaskStatus.CANCELLED: frozenset(),
+}
+
+
+class TaskRequest(BaseModel):
+    """The body of `POST /tasks`."""
+
+    prompt: str = Field(min_length=1, max_length=4000, description="What the task works on.")
+    params: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Handler parameters; the demo handler reads duration, steps, fail and fail_times.",
+    )
+
+
+class TaskState(BaseModel):
+    """A task's whole public state at one `seq`: the body of GET and of every pushed event."""
+
+    task_id: str
+    seq: int
+    status: TaskStatus
+    progress: float | None = None
+    attempts: int = 0
+    result: Any = None
+    error: str | None = None
+    cached: bool = False
+    created_at: float
+    updated_at: float
+
+
+class Submitted(BaseModel):
+    """The answer to `POST /tasks`."""
+
+    task_id: str
+    status: TaskStatus
+    cached: bool
+    result: Any = None

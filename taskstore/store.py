@@ -1,0 +1,176 @@
+"""TaskStore: create, read, move and cancel tasks; every write goes through one Lua script."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
+
+from taskstore import codec
+from taskstore.errors import QueueFull, TaskNotFound, TransitionRejected
+from taskstore.keys import Keys
+from taskstore.model import TaskStatus
+from taskstore.scripts import Script, Scripts
+
+ScriptCall = tuple[list[str], list[str | int]]
+
+
+def new_task_id() -> str:
+    return os.urandom(16).hex()
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    task_id: str
+    cached: bool
+    result_json: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """One requested state change. `token` must match the attempt holding the task when set."""
+
+    task_id: str
+    to: TaskStatus
+    fields: Mapping[str, str] = field(default_factory=dict)
+    token: str = ""
+    new_token: str = ""
+    new_attempt: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Moved:
+    task_id: str
+    state: bytes
+    request: bytes | None = None
+    signature: str | None = None
+
+
+class TaskStore:
+    def __init__(
+        self,
+        redis: Redis,
+        keys: Keys | None = None,
+        *,
+        result_ttl: int = 86400,
+        cache_ttl: int = 600,
+        max_queue: int = 0,
+        retry_after: int = 1,
+    ) -> None:
+        self.redis = redis
+        self.keys = keys or Keys()
+        self.result_ttl = result_ttl
+        self.cache_ttl = cache_ttl
+        self.max_queue = max_queue
+        self.retry_after = retry_after
+        self.scripts = Scripts()
+
+    async def submit(self, prompt: str, params: dict[str, Any]) -> Submission:
+        """Answer from the cache, or create a PENDING task and enqueue it; one round trip."""
+        request = codec.encode_request(prompt, params)
+        sig = codec.signature(request)
+        task_id = new_task_id()
+        keys = [self.keys.cache(sig), self.keys.task(task_id), self.keys.stream]
+        args: list[str | int] = [task_id, request.decode(), sig, self.result_ttl, self.cache_ttl]
+        outcome, value = await self.scripts.submit(self.redis, keys, [*args, self.max_queue])
+        if outcome == b"full":
+            raise QueueFull(int(value), self.max_queue, self.retry_after)
+        if outcome == b"cached":
+            return Submission(task_id, cached=True, result_json=value)
+        return Submission(task_id, cached=False)
+
+    async def state(self, task_id: str) -> bytes:
+        """The task's public state as JSON; TaskNotFound when unknown or expired."""
+        raw = await self.scripts.snapshot(self.redis, [self.keys.task(task_id)], [task_id])
+        if raw is None:
+            raise TaskNotFound(task_id)
+        return bytes(raw)
+
+    async def states(self, task_ids: Sequence[str]) -> list[bytes | None]:
+        """Many states in one pipelined round trip; None where a task is gone."""
+        if not task_ids:
+            return []
+        calls: list[ScriptCall] = [([self.keys.task(t)], [t]) for t in task_ids]
+        raws = await self._pipeline(self.scripts.snapshot, calls)
+        for raw in raws:
+            if isinstance(raw, Exception):
+                raise raw
+        return [None if raw is None else bytes(raw) for raw in raws]
+
+    async def move(self, move: Move) -> Moved:
+        """Apply one move; TransitionRejected when the state machine or the token forbids it."""
+        reply = await self.scripts.transition(self.redis, *self._move_call(move))
+        return self._moved(move, reply)
+
+    async def move_many(self, moves: Sequence[Move]) -> list[Moved | TransitionRejected]:
+        """Apply moves in one pipelined round trip; a rejected one is returned, not raised."""
+        if not moves:
+            return []
+        replies = await self._pipeline(self.scripts.transition, [self._move_call(m) for m in moves])
+        return [self._moved_or_rejected(m, r) for m, r in zip(moves, replies, strict=True)]
+
+    async def cancel(self, task_id: str) -> Moved:
+        """Move a PENDING or RUNNING task to CANCELLED."""
+        return await self.move(Move(task_id, TaskStatus.CANCELLED, {"progress": ""}))
+
+    async def write_cache(self, signature: str, result_json: str) -> None:
+        await self.redis.set(self.keys.cache(signature), result_json, ex=self.cache_ttl)
+
+    def _move_call(self, move: Move) -> ScriptCall:
+        args: list[str | int] = [
+            move.task_id,
+            self.keys.channel(move.task_id),
+            move.to.value,
+            move.token,
+            move.new_token,
+            "1" if move.new_attempt else "0",
+            self.result_ttl,
+        ]
+        for name, value in move.fields.items():
+            args += [name, value]
+        return [self.keys.task(move.task_id)], args
+
+    async def _pipeline(self, script: Script, calls: Sequence[ScriptCall]) -> list[Any]:
+        replies = await self._send(script, calls, range(len(calls)), [None] * len(calls))
+        missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+        if missing:
+            # Redis restarted and lost its script cache; the failed calls did not run at all.
+            await self.scripts.load(self.redis)
+            replies = await self._send(script, calls, missing, replies)
+        return replies
+
+    async def _send(
+        self, script: Script, calls: Sequence[ScriptCall], todo: Sequence[int], replies: list[Any]
+    ) -> list[Any]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for i in todo:
+                script.queue(pipe, *calls[i])
+            sent = await pipe.execute(raise_on_error=False)
+        merged = list(replies)
+        for i, reply in zip(todo, sent, strict=True):
+            merged[i] = reply
+        return merged
+
+    def _moved_or_rejected(self, move: Move, reply: Any) -> Moved | TransitionRejected:
+        if isinstance(reply, Exception):
+            raise reply
+        try:
+            return self._moved(move, reply)
+        except TransitionRejected as e:
+            return e
+        except TaskNotFound:
+            return TransitionRejected(move.task_id, None, move.to.value, "missing")
+
+    def _moved(self, move: Move, reply: list[Any]) -> Moved:
+        if reply[0] == 0:
+            current = reply[2].decode() if reply[2] else None
+            if current is None:
+                raise TaskNotFound(move.task_id)
+            raise TransitionRejected(move.task_id, current, move.to.value, reply[1].decode())
+        if len(reply) > 2:
+            return Moved(move.task_id, reply[1], reply[2] or None, reply[3].decode() or None)
+        return Moved(move.task_id, reply[1])

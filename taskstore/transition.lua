@@ -1,0 +1,45 @@
+-- The single atomic move of a task: check, seq+1, write, expire, publish.
+-- KEYS[1] task hash
+-- ARGV: task_id, channel, wanted, expected_token, new_token, bump_attempts, ttl,
+--       then field/value pairs; an empty value deletes the field.
+-- Returns {1, state_json[, request, signature]} or {0, reason, current_status}.
+local key = KEYS[1]
+local task_id, channel, wanted = ARGV[1], ARGV[2], ARGV[3]
+local expected, new_token, bump = ARGV[4], ARGV[5], ARGV[6]
+
+local current = redis.call('HGET', key, 'status')
+if not current then
+  return {0, 'missing', ''}
+end
+local moves = ALLOWED[current]
+if not moves or not moves[wanted] then
+  return {0, 'not allowed', current}
+end
+if expected ~= '' and redis.call('HGET', key, 'token') ~= expected then
+  return {0, 'stale attempt', current}
+end
+
+redis.call('HINCRBY', key, 'seq', 1)
+if bump == '1' then
+  redis.call('HINCRBY', key, 'attempts', 1)
+end
+if new_token ~= '' then
+  redis.call('HSET', key, 'token', new_token)
+end
+redis.call('HSET', key, 'status', wanted, 'updated_at', now())
+for i = 8, #ARGV, 2 do
+  if ARGV[i + 1] == '' then
+    redis.call('HDEL', key, ARGV[i])
+  else
+    redis.call('HSET', key, ARGV[i], ARGV[i + 1])
+  end
+end
+redis.call('EXPIRE', key, tonumber(ARGV[7]))
+
+local state = state_json(key, task_id)
+redis.call('PUBLISH', channel, state)
+if new_token ~= '' then
+  local req = redis.call('HMGET', key, 'request', 'signature')
+  return {1, state, req[1] or '', req[2] or ''}
+end
+return {1, state}
