@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError
 
 from taskstore import codec
@@ -106,19 +107,24 @@ class TaskStore:
         reply = await self.scripts.transition(self.redis, *self._move_call(move))
         return self._moved(move, reply)
 
-    async def move_many(self, moves: Sequence[Move]) -> list[Moved | TransitionRejected]:
-        """Apply moves in one pipelined round trip; a rejected one is returned, not raised."""
-        if not moves:
-            return []
-        replies = await self._pipeline(self.scripts.transition, [self._move_call(m) for m in moves])
+    async def move_many(
+        self, moves: Sequence[Move], also: Callable[[Pipeline], None] | None = None
+    ) -> list[Moved | TransitionRejected]:
+        """Apply moves in one pipelined round trip; a rejected one is returned, not raised.
+
+        `also` queues further commands (acks, cache writes) into the same round trip.
+        """
+        calls = [self._move_call(m) for m in moves]
+        replies = await self._pipeline(self.scripts.transition, calls, also)
         return [self._moved_or_rejected(m, r) for m, r in zip(moves, replies, strict=True)]
 
     async def cancel(self, task_id: str) -> Moved:
         """Move a PENDING or RUNNING task to CANCELLED."""
         return await self.move(Move(task_id, TaskStatus.CANCELLED, {"progress": ""}))
 
-    async def write_cache(self, signature: str, result_json: str) -> None:
-        await self.redis.set(self.keys.cache(signature), result_json, ex=self.cache_ttl)
+    def queue_cache_write(self, pipe: Pipeline, signature: str, result_json: str) -> None:
+        """Queue the cache entry of a DONE request into `pipe`."""
+        pipe.set(self.keys.cache(signature), result_json, ex=self.cache_ttl)
 
     def _move_call(self, move: Move) -> ScriptCall:
         args: list[str | int] = [
@@ -134,8 +140,10 @@ class TaskStore:
             args += [name, value]
         return [self.keys.task(move.task_id)], args
 
-    async def _pipeline(self, script: Script, calls: Sequence[ScriptCall]) -> list[Any]:
-        replies = await self._send(script, calls, range(len(calls)), [None] * len(calls))
+    async def _pipeline(
+        self, script: Script, calls: Sequence[ScriptCall], also: Callable[[Pipeline], None] | None = None
+    ) -> list[Any]:
+        replies = await self._send(script, calls, range(len(calls)), [None] * len(calls), also)
         missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
         if missing:
             # Redis restarted and lost its script cache; the failed calls did not run at all.
@@ -144,14 +152,24 @@ class TaskStore:
         return replies
 
     async def _send(
-        self, script: Script, calls: Sequence[ScriptCall], todo: Sequence[int], replies: list[Any]
+        self,
+        script: Script,
+        calls: Sequence[ScriptCall],
+        todo: Sequence[int],
+        replies: list[Any],
+        also: Callable[[Pipeline], None] | None = None,
     ) -> list[Any]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for i in todo:
                 script.queue(pipe, *calls[i])
+            if also is not None:
+                also(pipe)
             sent = await pipe.execute(raise_on_error=False)
+        for extra in sent[len(todo) :]:
+            if isinstance(extra, Exception):
+                raise extra
         merged = list(replies)
-        for i, reply in zip(todo, sent, strict=True):
+        for i, reply in zip(todo, sent[: len(todo)], strict=True):
             merged[i] = reply
         return merged
 

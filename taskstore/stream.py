@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import ResponseError
 
 from taskstore.keys import Keys
@@ -52,9 +53,14 @@ class TaskQueue:
         if not entry_ids:
             return
         async with self.redis.pipeline(transaction=False) as pipe:
+            self.queue_ack(pipe, entry_ids)
+            await pipe.execute()
+
+    def queue_ack(self, pipe: Pipeline, entry_ids: Sequence[str]) -> None:
+        """Queue XACK + XDEL of `entry_ids` into `pipe`; nothing when there are none."""
+        if entry_ids:
             pipe.xack(self.keys.stream, self.keys.group, *entry_ids)
             pipe.xdel(self.keys.stream, *entry_ids)
-            await pipe.execute()
 
     async def backlog(self) -> int:
         """Entries not yet acknowledged: waiting plus running."""

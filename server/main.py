@@ -1,0 +1,74 @@
+"""The API process: `create_app(settings)`; `app` for `uvicorn server.main:app`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from redis.asyncio import Redis
+
+from server import errors
+from server.routes import health, tasks
+from server.settings import Settings, get_settings
+from taskstore import Keys, TaskQueue, TaskStore
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = Redis.from_url(settings.redis_url, max_connections=settings.redis_max_connections)
+        keys = Keys(prefix=settings.key_prefix, queue=settings.queue_key)
+        app.state.settings = settings
+        app.state.store = TaskStore(
+            redis,
+            keys,
+            result_ttl=settings.result_expiry,
+            cache_ttl=settings.cache_ttl,
+            max_queue=settings.max_queue_length,
+            retry_after=settings.retry_after,
+        )
+        app.state.queue = TaskQueue(redis, keys)
+        try:
+            yield
+        finally:
+            await redis.aclose()
+
+    app = FastAPI(
+        title="taskcast",
+        summary="Long-running tasks whose state is pushed over SSE and WebSocket.",
+        lifespan=lifespan,
+        max_body_size=settings.max_body_bytes,
+    )
+    errors.install(app)
+    app.include_router(tasks.router)
+    app.include_router(health.router)
+    _mount_page(app, _static_dir(settings.static_dir))
+    return app
+
+
+def _static_dir(configured: str) -> Path:
+    """STATIC_DIR as given, or else relative to the checkout, so any working directory works."""
+    path = Path(configured)
+    if path.is_dir() or path.is_absolute():
+        return path
+    return Path(__file__).resolve().parents[1] / path
+
+
+def _mount_page(app: FastAPI, static: Path) -> None:
+    if not static.is_dir():
+        return
+    app.mount("/static", StaticFiles(directory=static), name="static")
+    index = static / "index.html"
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(index)
+
+
+app = create_app()

@@ -1,0 +1,31 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from redis.exceptions import RedisError
+
+from server.deps import QueueDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "Not ready; the body says which check failed"}})
+async def readyz(queue: QueueDep, response: Response) -> dict[str, object]:
+    """Redis answers and the workers' consumer group exists."""
+    checks: dict[str, object] = {}
+    try:
+        await queue.redis.ping()
+        checks["redis"] = "ok"
+        checks["consumer_group"] = "ok" if await queue.has_group() else "missing"
+    except (RedisError, OSError) as e:
+        checks["redis"] = f"unreachable: {e}"
+    ready = all(v == "ok" for v in checks.values())
+    response.status_code = 200 if ready else 503
+    return {"status": "ready" if ready else "not ready", "checks": checks}

@@ -1,0 +1,164 @@
+"""Fixtures: a real redis-server for the session, real uvicorn servers, in-process workers."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from redis.asyncio import Redis
+
+from server.main import create_app
+from server.settings import Settings
+from taskstore import Keys, TaskQueue, TaskStore
+from tests.helpers import RedisProcess, free_port
+from worker.handlers import load_handler
+from worker.runner import Runner
+from worker.settings import WorkerSettings
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[str]:
+    server = RedisProcess().start()
+    yield server.url
+    server.remove()
+
+
+@pytest.fixture
+async def redis(redis_server: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_server)
+    await client.flushdb()
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisProcess]:
+    """A private redis-server (with AOF) for tests that kill or restart Redis."""
+    server = RedisProcess(appendonly=True).start()
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def settings(redis_server: str) -> Settings:
+    return Settings(redis_url=redis_server, _env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def make_worker_settings(redis_server: str) -> Callable[..., WorkerSettings]:
+    def make(**overrides: Any) -> WorkerSettings:
+        values: dict[str, Any] = {"redis_url": redis_server, "read_block_ms": 50, "shutdown_grace": 2.0}
+        return WorkerSettings(_env_file=None, **{**values, **overrides})  # type: ignore[call-arg]
+
+    return make
+
+
+@pytest.fixture
+def store(redis: Redis) -> TaskStore:
+    return TaskStore(redis, Keys())
+
+
+@pytest.fixture
+def queue(redis: Redis) -> TaskQueue:
+    return TaskQueue(redis, Keys())
+
+
+@pytest.fixture(autouse=True)
+def _reset_sse_exit_flag() -> None:
+    # sse-starlette keeps one process-wide "should exit" flag that never resets by itself.
+    from sse_starlette.sse import AppStatus
+
+    AppStatus.should_exit = False
+
+
+class LiveServer:
+    """uvicorn serving `create_app(settings)` in a thread on a free port."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.port = free_port()
+        config = uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            timeout_graceful_shutdown=1,
+            ws_ping_interval=None,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def start(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError(f"uvicorn did not start on port {self.port}")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def start_server(settings: Settings) -> Iterator[Callable[..., LiveServer]]:
+    """Factory: start a live server with `settings` overridden by keyword arguments."""
+    servers: list[LiveServer] = []
+
+    def start(**overrides: Any) -> LiveServer:
+        server = LiveServer(settings.model_copy(update=overrides)).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def live_server(start_server: Callable[..., LiveServer]) -> LiveServer:
+    return start_server()
+
+
+@pytest.fixture
+async def client(live_server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=live_server.url, timeout=10) as c:
+        yield c
+
+
+@pytest.fixture
+async def start_worker(
+    make_worker_settings: Callable[..., WorkerSettings],
+) -> AsyncIterator[Callable[..., Runner]]:
+    """Factory: run an in-process worker on the test's loop; stopped and awaited at teardown."""
+    running: list[tuple[asyncio.Event, asyncio.Task[None], Redis]] = []
+
+    def start(**overrides: Any) -> Runner:
+        ws = make_worker_settings(**overrides)
+        redis = Redis.from_url(ws.redis_url)
+        runner = Runner(ws, redis, load_handler(ws.handler))
+        stop = asyncio.Event()
+        running.append((stop, asyncio.create_task(runner.run(stop)), redis))
+        return runner
+
+    yield start
+    for stop, task, redis in running:
+        stop.set()
+        await asyncio.wait_for(task, timeout=15)
+        await redis.aclose()

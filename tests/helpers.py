@@ -1,0 +1,52 @@
+"""Test helpers: free ports, redis-server processes, deadlines, subprocess workers."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from server.embedded_redis import EmbeddedRedis, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+
+__all__ = ["RedisProcess", "free_port", "spawn_worker", "wait_for"]
+
+
+class RedisProcess(EmbeddedRedis):
+    """A private redis-server for a test; never the machine's shared one."""
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+async def wait_for(
+    check: Callable[[], Awaitable[Any]], *, timeout: float = 10.0, interval: float = 0.02, what: str = ""
+) -> Any:
+    """Poll `check` until it returns something truthy; fail with `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or check}")
+        await asyncio.sleep(interval)
+
+
+def spawn_worker(redis_url: str, **env: str) -> subprocess.Popen[bytes]:
+    """`python -m worker` as a real process, for crash and signal tests."""
+    full_env = {**os.environ, "REDIS_URL": redis_url, **{k.upper(): v for k, v in env.items()}}
+    return subprocess.Popen(
+        [sys.executable, "-m", "worker"],
+        cwd=ROOT,
+        env=full_env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )

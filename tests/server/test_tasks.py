@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from redis.asyncio import Redis
+
+from server.main import create_app
+from server.settings import Settings
+
+
+@pytest.fixture
+def api(settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(settings.model_copy(update={"max_body_bytes": 8192}))) as c:
+        yield c
+
+
+async def _written(redis: Redis) -> list[bytes]:
+    return list(await redis.keys("*"))
+
+
+def test_submit_answers_202_with_location(api: TestClient) -> None:
+    response = api.post("/tasks", json={"prompt": "hello", "params": {"duration": 1}})
+
+    body = response.json()
+    assert response.status_code == 202
+    assert response.headers["location"] == f"/tasks/{body['task_id']}"
+    assert body == {"task_id": body["task_id"], "status": "PENDING", "cached": False}
+
+
+async def test_submit_writes_the_hash_and_one_stream_entry(api: TestClient, redis: Redis) -> None:
+    task_id = api.post("/tasks", json={"prompt": "hello"}).json()["task_id"]
+
+    assert await redis.xlen("task_stream") == 1
+    assert await redis.hget(f"taskcast:task:{{{task_id}}}", "status") == b"PENDING"
+
+
+def test_get_returns_the_state_with_an_etag(api: TestClient) -> None:
+    task_id = api.post("/tasks", json={"prompt": "hello"}).json()["task_id"]
+
+    response = api.get(f"/tasks/{task_id}")
+
+    body = response.json()
+    assert response.status_code == 200
+    assert response.headers["etag"] == '"1"'
+    assert {"task_id", "status", "result", "error", "progress", "seq", "attempts"} <= body.keys()
+    assert {"created_at", "updated_at"} <= body.keys()
+
+
+def test_get_with_matching_if_none_match_answers_304(api: TestClient) -> None:
+    task_id = api.post("/tasks", json={"prompt": "hello"}).json()["task_id"]
+
+    response = api.get(f"/tasks/{task_id}", headers={"If-None-Match": '"1"'})
+
+    assert response.status_code == 304
+    assert api.get(f"/tasks/{task_id}", headers={"If-None-Match": '"7"'}).status_code == 200
+
+
+def test_get_unknown_task_returns_404(api: TestClient) -> None:
+    response = api.get("/tasks/does-not-exist")
+
+    assert response.status_code == 404
+    assert "does-not-exist" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"prompt": ""}, "prompt"),
+        ({"prompt": 5}, "prompt"),
+        ({"params": {}}, "prompt"),
+        ({"prompt": "x", "params": [1]}, "params"),
+        ({"prompt": "x" * 5000}, "prompt"),
+    ],
+)
+async def test_bad_input_answers_422_naming_the_field_and_writes_nothing(
+    api: TestClient, redis: Redis, body: dict[str, object], field: str
+) -> None:
+    response = api.post("/tasks", json=body)
+
+    assert response.status_code == 422
+    assert any(err["loc"][-1] == field for err in response.json()["detail"])
+    assert await _written(redis) == []
+
+
+async def test_malformed_json_answers_422_and_writes_nothing(api: TestClient, redis: Redis) -> None:
+    response = api.post("/tasks", content=b'{"prompt": ', headers={"content-type": "application/json"})
+
+    assert response.status_code == 422
+    assert await _written(redis) == []
+
+
+async def test_oversize_body_answers_413_and_writes_nothing(api: TestClient, redis: Redis) -> None:
+    body = b'{"prompt": "' + b"x" * 9000 + b'"}'
+
+    response = api.post("/tasks", content=body, headers={"content-type": "application/json"})
+
+    assert response.status_code == 413
+    assert await _written(redis) == []
+
+
+async def test_oversize_chunked_body_answers_413(api: TestClient, redis: Redis) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"prompt": "'
+        for _ in range(12):
+            yield b"x" * 1024
+        yield b'"}'
+
+    response = api.post("/tasks", content=chunks(), headers={"content-type": "application/json"})
+
+    assert response.status_code == 413
+    assert await _written(redis) == []
+
+
+def test_cancel_pending_task_answers_202_then_409(api: TestClient) -> None:
+    task_id = api.post("/tasks", json={"prompt": "hello"}).json()["task_id"]
+
+    first = api.delete(f"/tasks/{task_id}")
+    second = api.delete(f"/tasks/{task_id}")
+
+    assert first.status_code == 202 and first.json()["status"] == "CANCELLED"
+    assert second.status_code == 409
+    assert api.get(f"/tasks/{task_id}").json()["status"] == "CANCELLED"
+
+
+async def test_full_queue_answers_503_with_retry_after(settings: Settings, redis: Redis) -> None:
+    with TestClient(create_app(settings.model_copy(update={"max_queue_length": 2}))) as api:
+        codes = [api.post("/tasks", json={"prompt": f"p{i}"}).status_code for i in range(3)]
+        refused = api.post("/tasks", json={"prompt": "p9"})
+
+    assert codes == [202, 202, 503]
+    assert refused.headers["retry-after"] == "1"
+    assert await redis.xlen("task_stream") == 2
+
+
+def test_health_and_readiness(api: TestClient) -> None:
+    assert api.get("/healthz").json() == {"status": "ok"}
+    assert api.get("/readyz").status_code in (200, 503)

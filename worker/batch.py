@@ -1,0 +1,89 @@
+"""Auto-batching of transitions, cache writes and acks.
+
+    execute() ─move()──▶ pending ─┐
+    execute() ─cache()─▶ pending ─┼─▶ flusher: one pipeline = moves + SETs + XACK/XDEL (1 RTT)
+    execute() ─ack()───▶ pending ─┘        └─▶ each move's future resolved
+
+Every task awaits its own move; the flusher sends whatever piled up during its last round
+trip. Under light load a batch is one move, so latency stays one round trip; under heavy
+load batches grow and round trips stop being the bottleneck. An ack is only queued after
+its task's terminal move resolved, so sharing a pipeline with later moves keeps the order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from functools import partial
+
+from redis.asyncio.client import Pipeline
+
+from taskstore import Move, Moved, TaskQueue, TaskStore, TransitionRejected
+
+log = logging.getLogger(__name__)
+
+MoveFuture = asyncio.Future[Moved | TransitionRejected]
+
+
+class Batcher:
+    def __init__(self, store: TaskStore, queue: TaskQueue) -> None:
+        self.store = store
+        self.queue = queue
+        self._moves: list[tuple[Move, MoveFuture]] = []
+        self._acks: list[str] = []
+        self._caches: list[tuple[str, str]] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+
+    def move(self, move: Move) -> MoveFuture:
+        """Queue a move; the future resolves once it is written (or rejected)."""
+        future: MoveFuture = asyncio.get_running_loop().create_future()
+        self._moves.append((move, future))
+        self._wake.set()
+        return future
+
+    def ack(self, entry_id: str) -> None:
+        self._acks.append(entry_id)
+        self._wake.set()
+
+    def cache(self, signature: str, result_json: str) -> None:
+        self._caches.append((signature, result_json))
+        self._wake.set()
+
+    def close(self) -> None:
+        """Let `run` return once everything queued so far is written."""
+        self._closing = True
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self.flush()
+            if self._closing and self._empty():
+                return
+
+    async def flush(self) -> None:
+        moves, self._moves = self._moves, []
+        caches, self._caches = self._caches, []
+        acks, self._acks = self._acks, []
+        if not (moves or caches or acks):
+            return
+        try:
+            results = await self.store.move_many([m for m, _ in moves], partial(self._extras, caches, acks))
+        except Exception as e:
+            # Unwritten terminal states leave their entries unacknowledged: they are redelivered.
+            log.warning("batch of %d moves, %d acks failed: %s", len(moves), len(acks), e)
+            for _, future in moves:
+                future.set_exception(e)
+            return
+        for (_, future), result in zip(moves, results, strict=True):
+            future.set_result(result)
+
+    def _extras(self, caches: list[tuple[str, str]], acks: list[str], pipe: Pipeline) -> None:
+        for signature, result_json in caches:
+            self.store.queue_cache_write(pipe, signature, result_json)
+        self.queue.queue_ack(pipe, acks)
+
+    def _empty(self) -> bool:
+        return not (self._moves or self._acks or self._caches)
