@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from server.hub import Hub
 from server.settings import Settings
 from taskstore import TaskQueue, TaskStore
 
@@ -20,6 +21,11 @@ def get_queue(request: Request) -> TaskQueue:
     return queue
 
 
+def get_hub(request: Request) -> Hub:
+    hub: Hub = request.app.state.hub
+    return hub
+
+
 def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
@@ -27,4 +33,5 @@ def get_app_settings(request: Request) -> Settings:
 
 StoreDep = Annotated[TaskStore, Depends(get_store)]
 QueueDep = Annotated[TaskQueue, Depends(get_queue)]
+HubDep = Annotated[Hub, Depends(get_hub)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]

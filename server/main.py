@@ -9,10 +9,11 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 
 from server import errors
-from server.routes import health, tasks
+from server.hub import Hub
+from server.routes import events, health, tasks, ws
 from server.settings import Settings, get_settings
 from taskstore import Keys, TaskQueue, TaskStore
 
@@ -22,10 +23,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        redis = Redis.from_url(settings.redis_url, max_connections=settings.redis_max_connections)
+        # A blocking pool: a burst waits for a free connection instead of failing.
+        pool = BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=settings.redis_max_connections
+        )
+        redis = Redis.from_pool(pool)
         keys = Keys(prefix=settings.key_prefix, queue=settings.queue_key)
         app.state.settings = settings
-        app.state.store = TaskStore(
+        store = app.state.store = TaskStore(
             redis,
             keys,
             result_ttl=settings.result_expiry,
@@ -34,9 +39,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             retry_after=settings.retry_after,
         )
         app.state.queue = TaskQueue(redis, keys)
+        hub = app.state.hub = Hub(
+            settings.redis_url,
+            store,
+            resync_seconds=settings.hub_resync_seconds,
+            max_streams=settings.max_streams,
+        )
+        await hub.start()
         try:
             yield
         finally:
+            await hub.stop()
             await redis.aclose()
 
     app = FastAPI(
@@ -47,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     app.include_router(tasks.router)
+    app.include_router(events.router)
+    app.include_router(ws.router)
     app.include_router(health.router)
     _mount_page(app, _static_dir(settings.static_dir))
     return app

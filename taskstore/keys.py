@@ -20,6 +20,11 @@ class Keys:
     def channel(self, task_id: str) -> str:
         return f"{self.prefix}:events:{{{task_id}}}"
 
+    @property
+    def hub_channel(self) -> str:
+        """Channel every API hub subscribes at start, so its pub/sub connection exists at once."""
+        return f"{self.prefix}:hub"
+
     def cache(self, signature: str) -> str:
         return f"{self.prefix}:cache:{signature}"
 

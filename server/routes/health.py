@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from redis.exceptions import RedisError
 
-from server.deps import QueueDep
+from server.deps import HubDep, QueueDep
 
 router = APIRouter(tags=["health"])
 
@@ -17,9 +17,9 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", responses={503: {"description": "Not ready; the body says which check failed"}})
-async def readyz(queue: QueueDep, response: Response) -> dict[str, object]:
-    """Redis answers and the workers' consumer group exists."""
-    checks: dict[str, object] = {}
+async def readyz(queue: QueueDep, hub: HubDep, response: Response) -> dict[str, object]:
+    """Redis answers, the workers' consumer group exists and the pub/sub hub is connected."""
+    checks: dict[str, object] = {"pubsub": "ok" if hub.healthy else "reconnecting"}
     try:
         await queue.redis.ping()
         checks["redis"] = "ok"

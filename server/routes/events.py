@@ -1,0 +1,81 @@
+"""`GET /tasks/{id}/events`: a task's life as Server-Sent Events.
+
+watch (SUBSCRIBE confirmed, then snapshot) ─▶ 404 | 204 (client already saw the end)
+    ─▶ stream: snapshot, then each newer state (`id: <seq>`, `event: task`) ─▶ terminal ─▶ end
+client gone / send timeout / shutdown ─▶ the generator is cancelled ─▶ finally: release
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Header, Query, Response
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from server.deps import HubDep, SettingsDep
+from server.hub import Hub
+from server.subscriber import Event, Subscriber, SubscriberClosed
+
+router = APIRouter(tags=["events"])
+
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+@router.get(
+    "/tasks/{task_id}/events",
+    response_class=EventSourceResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "The state now, then every change."},
+        204: {"description": "The client already saw the terminal event (Last-Event-ID)."},
+        404: {"description": "Unknown or expired task."},
+        503: {"description": "This API process serves its limit of streams."},
+    },
+)
+async def task_events(
+    task_id: str,
+    hub: HubDep,
+    settings: SettingsDep,
+    last_event_id_header: str | None = Header(default=None, alias="Last-Event-ID"),
+    last_event_id: str | None = Query(default=None, description="For a browser's first connection."),
+) -> Response:
+    """Stream the task's current state, then every change; the stream ends after the terminal one."""
+    after = _seq(last_event_id_header) or _seq(last_event_id)
+    sub = hub.subscriber()
+    try:
+        snapshot = await hub.watch(sub, task_id, after_seq=after)
+    except BaseException:
+        await hub.release(sub)
+        raise
+    if snapshot.terminal and after >= snapshot.seq:
+        await hub.release(sub)
+        return Response(status_code=204)
+    if after > snapshot.seq:  # a seq this task never had: resync from the snapshot
+        sub.seen[task_id] = 0
+        sub.offer(snapshot)
+    return EventSourceResponse(
+        _stream(hub, sub),
+        headers=STREAM_HEADERS,
+        ping=settings.sse_ping_seconds,
+        send_timeout=settings.send_timeout,
+    )
+
+
+async def _stream(hub: Hub, sub: Subscriber) -> AsyncIterator[ServerSentEvent]:
+    try:
+        while True:
+            item = await sub.next()
+            if not isinstance(item, Event):
+                continue
+            yield ServerSentEvent(item.payload.decode(), id=str(item.seq), event="task")
+            if item.terminal:
+                return
+    except SubscriberClosed:
+        return
+    finally:
+        await hub.release(sub)
+
+
+def _seq(value: str | None) -> int:
+    if value is None or not value.strip().isdigit():
+        return 0
+    return int(value)

@@ -1,0 +1,186 @@
+"""WebSockets: `/tasks/{id}/ws` for one task, `/ws` for many on one socket.
+
+Each socket has one sender (the only writer) and one receiver; the first to finish cancels
+the other, and `finally` releases the hub subscription.
+
+    /tasks/{id}/ws   accept ─▶ watch ─▶ 4404 if unknown ─▶ events ─▶ terminal ─▶ close 1000
+    /ws              receiver: {"op": "subscribe"|"unsubscribe", "task_id", "last_seq"?}
+                                bad frame ─▶ {"op": "error", ...} (socket stays open)
+                     sender:   events (no "op" key) and control frames; after a task's
+                                terminal event its subscription ends by itself
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from server.hub import Hub, TooManyStreams
+from server.settings import Settings
+from server.subscriber import Event, Subscriber, SubscriberClosed, TooManyNotices
+from taskstore import TaskNotFound
+
+router = APIRouter()
+
+CLOSE_NORMAL = 1000
+CLOSE_POLICY = 1008
+CLOSE_TRY_LATER = 1013
+CLOSE_NOT_FOUND = 4404
+
+
+@router.websocket("/tasks/{task_id}/ws")
+async def task_socket(websocket: WebSocket, task_id: str) -> None:
+    """The task's events as JSON text frames; closes with 1000 after the terminal one."""
+    hub, settings = _hub(websocket), _settings(websocket)
+    await websocket.accept()
+    try:
+        sub = hub.subscriber()
+    except TooManyStreams as e:
+        await websocket.close(CLOSE_TRY_LATER, str(e))
+        return
+    try:
+        await hub.watch(sub, task_id, after_seq=_int(websocket.query_params.get("last_seq")))
+    except TaskNotFound as e:
+        await hub.release(sub)
+        await websocket.close(CLOSE_NOT_FOUND, str(e))
+        return
+    try:
+        await _first_completed(
+            _send_events(websocket, sub, settings, hub, close_on_terminal=True), _drain(websocket)
+        )
+    finally:
+        await hub.release(sub)
+
+
+@router.websocket("/ws")
+async def multiplexed_socket(websocket: WebSocket) -> None:
+    """Many tasks on one socket: subscribe and unsubscribe with JSON frames."""
+    hub, settings = _hub(websocket), _settings(websocket)
+    await websocket.accept()
+    try:
+        sub = hub.subscriber()
+    except TooManyStreams as e:
+        await websocket.close(CLOSE_TRY_LATER, str(e))
+        return
+    try:
+        await _first_completed(
+            _send_events(websocket, sub, settings, hub, close_on_terminal=False),
+            _receive_ops(websocket, sub, settings, hub),
+        )
+    finally:
+        await hub.release(sub)
+
+
+async def _send_events(
+    websocket: WebSocket, sub: Subscriber, settings: Settings, hub: Hub, *, close_on_terminal: bool
+) -> None:
+    while True:
+        try:
+            item = await sub.next()
+        except SubscriberClosed:
+            await websocket.close(CLOSE_TRY_LATER, "server shutting down")
+            return
+        frame = item.payload if isinstance(item, Event) else item
+        try:
+            await asyncio.wait_for(websocket.send_text(frame.decode()), settings.send_timeout)
+        except TimeoutError:
+            await websocket.close(CLOSE_POLICY, "client too slow; reconnect to resync")
+            return
+        if isinstance(item, Event) and item.terminal:
+            if close_on_terminal:
+                await websocket.close(CLOSE_NORMAL)
+                return
+            await hub.unwatch(sub, item.task_id)
+
+
+async def _drain(websocket: WebSocket) -> None:
+    """Read (and ignore) what the client sends, to notice when it goes away."""
+    try:
+        while True:
+            await websocket.receive_text()
+    except WebSocketDisconnect:
+        return
+
+
+async def _receive_ops(websocket: WebSocket, sub: Subscriber, settings: Settings, hub: Hub) -> None:
+    try:
+        while True:
+            reply = await _apply(await websocket.receive_text(), sub, settings, hub)
+            if reply is not None:
+                sub.notify(orjson.dumps(reply))
+    except WebSocketDisconnect:
+        return
+    except TooManyNotices:
+        await websocket.close(CLOSE_POLICY, "too many unread error frames")
+
+
+async def _apply(text: str, sub: Subscriber, settings: Settings, hub: Hub) -> dict[str, Any] | None:
+    """Carry out one client frame; the control frame to answer with."""
+    try:
+        frame = orjson.loads(text)
+    except orjson.JSONDecodeError as e:
+        return {"op": "error", "error": f"frame is not JSON: {e}"}
+    if not isinstance(frame, dict):
+        return {"op": "error", "error": "frame must be a JSON object"}
+    op, task_id = frame.get("op"), frame.get("task_id")
+    if op not in ("subscribe", "unsubscribe"):
+        return {"op": "error", "error": f"unknown op {op!r}; use 'subscribe' or 'unsubscribe'"}
+    if not isinstance(task_id, str) or not task_id:
+        return {"op": "error", "error": "task_id must be a non-empty string", "task_id": task_id}
+    if op == "unsubscribe":
+        await hub.unwatch(sub, task_id)
+        return {"op": "unsubscribed", "task_id": task_id}
+    return await _subscribe(sub, task_id, _int(frame.get("last_seq")), settings, hub)
+
+
+async def _subscribe(
+    sub: Subscriber, task_id: str, last_seq: int, settings: Settings, hub: Hub
+) -> dict[str, Any]:
+    if task_id not in sub.seen and len(sub.seen) >= settings.max_subscriptions_per_socket:
+        limit = settings.max_subscriptions_per_socket
+        return {
+            "op": "error",
+            "error": f"subscription limit of {limit} per socket reached",
+            "task_id": task_id,
+        }
+    try:
+        await hub.watch(sub, task_id, after_seq=last_seq)
+    except TaskNotFound as e:
+        return {"op": "error", "error": str(e), "task_id": task_id, "code": 404}
+    return {"op": "subscribed", "task_id": task_id}
+
+
+async def _first_completed(*coroutines: Awaitable[None]) -> None:
+    """Run the coroutines until one ends; cancel the others (sse-starlette's cancel_on_finish)."""
+    tasks = [asyncio.ensure_future(c) for c in coroutines]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+    for result in results:
+        if isinstance(result, Exception) and not isinstance(result, WebSocketDisconnect):
+            raise result
+
+
+def _hub(websocket: WebSocket) -> Hub:
+    hub: Hub = websocket.app.state.hub
+    return hub
+
+
+def _settings(websocket: WebSocket) -> Settings:
+    settings: Settings = websocket.app.state.settings
+    return settings
+
+
+def _int(value: object) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return max(0, value)
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return 0
