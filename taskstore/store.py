@@ -5,13 +5,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from taskstore import codec
+from taskstore.coalesce import Coalescer
 from taskstore.errors import QueueFull, TaskNotFound, TransitionRejected
 from taskstore.keys import Keys
 from taskstore.model import TaskStatus
@@ -69,15 +71,19 @@ class TaskStore:
         self.max_queue = max_queue
         self.retry_after = retry_after
         self.scripts = Scripts()
+        self._submits: Coalescer[ScriptCall] = Coalescer(partial(self._pipeline, self.scripts.submit))
 
     async def submit(self, prompt: str, params: dict[str, Any]) -> Submission:
-        """Answer from the cache, or create a PENDING task and enqueue it; one round trip."""
+        """Answer from the cache, or create a PENDING task and enqueue it; one round trip.
+
+        Concurrent submits share that round trip (one pipeline), each with its own answer.
+        """
         request = codec.encode_request(prompt, params)
         sig = codec.signature(request)
         task_id = new_task_id()
         keys = [self.keys.cache(sig), self.keys.task(task_id), self.keys.stream]
         args: list[str | int] = [task_id, request.decode(), sig, self.result_ttl, self.cache_ttl]
-        outcome, value = await self.scripts.submit(self.redis, keys, [*args, self.max_queue])
+        outcome, value = await self._submits.call((keys, [*args, self.max_queue]))
         if outcome == b"full":
             raise QueueFull(int(value), self.max_queue, self.retry_after)
         if outcome == b"cached":
@@ -174,6 +180,10 @@ class TaskStore:
         return merged
 
     def _moved_or_rejected(self, move: Move, reply: Any) -> Moved | TransitionRejected:
+        if isinstance(reply, ResponseError) and not isinstance(reply, NoScriptError):
+            # The script failed on this task's hash alone (fields missing or garbled): reject it
+            # rather than failing every other move of the batch.
+            return TransitionRejected(move.task_id, None, move.to.value, f"malformed task: {reply}")
         if isinstance(reply, Exception):
             raise reply
         try:
