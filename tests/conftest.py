@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from server.main import create_app
@@ -30,9 +31,8 @@ def redis_server() -> Iterator[str]:
 
 
 @pytest.fixture
-async def redis(redis_server: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_server)
-    await client.flushdb()
+async def redis(clean_redis: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(clean_redis)
     yield client
     await client.aclose()
 
@@ -46,14 +46,23 @@ def own_redis() -> Iterator[RedisProcess]:
 
 
 @pytest.fixture
-def settings(redis_server: str) -> Settings:
-    return Settings(redis_url=redis_server, _env_file=None)  # type: ignore[call-arg]
+def clean_redis(redis_server: str) -> str:
+    """The session server's URL, its database emptied for this test."""
+    client = SyncRedis.from_url(redis_server)
+    client.flushdb()
+    client.close()
+    return redis_server
 
 
 @pytest.fixture
-def make_worker_settings(redis_server: str) -> Callable[..., WorkerSettings]:
+def settings(clean_redis: str) -> Settings:
+    return Settings(redis_url=clean_redis, _env_file=None)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def make_worker_settings(clean_redis: str) -> Callable[..., WorkerSettings]:
     def make(**overrides: Any) -> WorkerSettings:
-        values: dict[str, Any] = {"redis_url": redis_server, "read_block_ms": 50, "shutdown_grace": 2.0}
+        values: dict[str, Any] = {"redis_url": clean_redis, "read_block_ms": 50, "shutdown_grace": 2.0}
         return WorkerSettings(_env_file=None, **{**values, **overrides})  # type: ignore[call-arg]
 
     return make

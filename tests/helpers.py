@@ -15,7 +15,7 @@ from server.embedded_redis import EmbeddedRedis, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
-__all__ = ["RedisProcess", "free_port", "spawn_worker", "wait_for"]
+__all__ = ["RedisProcess", "free_port", "spawn_api", "spawn_worker", "wait_for"]
 
 
 class RedisProcess(EmbeddedRedis):
@@ -50,3 +50,14 @@ def spawn_worker(redis_url: str, **env: str) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
+
+
+def spawn_api(redis_url: str, port: int, **env: str) -> subprocess.Popen[bytes]:
+    """`uvicorn server.main:app` as a real process, for signal and multi-process tests."""
+    full_env = {**os.environ, "REDIS_URL": redis_url, **{k.upper(): v for k, v in env.items()}}
+    args = [sys.executable, "-m", "uvicorn", "server.main:app", "--host", "127.0.0.1", "--port", str(port)]
+    args += ["--timeout-graceful-shutdown", "3", "--log-level", "warning"]
+    log = ROOT / "test-artifacts" / f"api-{port}.log"
+    log.parent.mkdir(exist_ok=True)
+    with log.open("wb") as out:
+        return subprocess.Popen(args, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)

@@ -7,8 +7,10 @@ client gone / send timeout / shutdown ─▶ the generator is cancelled ─▶ f
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
+import anyio
 from fastapi import APIRouter, Header, Query, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -52,15 +54,21 @@ async def task_events(
     if after > snapshot.seq:  # a seq this task never had: resync from the snapshot
         sub.seen[task_id] = 0
         sub.offer(snapshot)
+    shutdown = anyio.Event()
     return EventSourceResponse(
-        _stream(hub, sub),
+        _stream(hub, sub, shutdown),
         headers=STREAM_HEADERS,
         ping=settings.sse_ping_seconds,
         send_timeout=settings.send_timeout,
+        shutdown_event=shutdown,
+        shutdown_grace_period=1,
     )
 
 
-async def _stream(hub: Hub, sub: Subscriber) -> AsyncIterator[ServerSentEvent]:
+async def _stream(hub: Hub, sub: Subscriber, shutdown: anyio.Event) -> AsyncIterator[ServerSentEvent]:
+    # On shutdown, end the stream cleanly rather than be cut off: the client then reconnects
+    # with Last-Event-ID to another (or the restarted) process.
+    closer = asyncio.create_task(_close_on(shutdown, sub))
     try:
         while True:
             item = await sub.next()
@@ -72,7 +80,13 @@ async def _stream(hub: Hub, sub: Subscriber) -> AsyncIterator[ServerSentEvent]:
     except SubscriberClosed:
         return
     finally:
+        closer.cancel()
         await hub.release(sub)
+
+
+async def _close_on(shutdown: anyio.Event, sub: Subscriber) -> None:
+    await shutdown.wait()
+    sub.close()
 
 
 def _seq(value: str | None) -> int:

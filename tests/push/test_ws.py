@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from httpx_ws import WebSocketDisconnect, aconnect_ws
+
+from tests.conftest import LiveServer
+from tests.factories import submit
+from worker.runner import Runner
+
+
+async def _frames_until_close(ws: Any) -> list[dict[str, Any]]:
+    frames = []
+    with pytest.raises(WebSocketDisconnect) as exc:
+        while True:
+            frames.append(orjson.loads(await ws.receive_text()))
+    assert exc.value.code == 1000
+    return frames
+
+
+async def test_task_socket_sends_events_and_closes_normally_after_the_end(
+    live_server: LiveServer, client: httpx.AsyncClient, start_worker: Callable[..., Runner]
+) -> None:
+    task_id = await submit(client, duration=0.1, steps=2)
+    start_worker()
+
+    async with aconnect_ws(f"{live_server.url}/tasks/{task_id}/ws", client) as ws:
+        frames = await _frames_until_close(ws)
+
+    seqs = [f["seq"] for f in frames]
+    assert seqs == sorted(set(seqs))
+    assert frames[-1]["status"] == "DONE"
+
+
+async def test_task_socket_for_unknown_task_closes_with_4404(
+    live_server: LiveServer, client: httpx.AsyncClient
+) -> None:
+    async with aconnect_ws(f"{live_server.url}/tasks/nope/ws", client) as ws:
+        with pytest.raises(WebSocketDisconnect) as exc:
+            await ws.receive_text()
+
+    assert exc.value.code == 4404
+    assert "nope" in (exc.value.reason or "")
+
+
+async def _until(ws: Any, predicate: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+    frames = []
+    while not frames or not predicate(frames[-1]):
+        frames.append(orjson.loads(await ws.receive_text()))
+    return frames
+
+
+async def test_multiplexed_socket_watches_many_tasks(
+    live_server: LiveServer, client: httpx.AsyncClient, start_worker: Callable[..., Runner]
+) -> None:
+    ids = [await submit(client, f"multi {i}", duration=0.05) for i in range(5)]
+    start_worker()
+
+    async with aconnect_ws(f"{live_server.url}/ws", client) as ws:
+        for task_id in ids:
+            await ws.send_text(orjson.dumps({"op": "subscribe", "task_id": task_id}).decode())
+        done: set[str] = set()
+        while done != set(ids):
+            frame = orjson.loads(await ws.receive_text())
+            if frame.get("status") == "DONE":
+                done.add(frame["task_id"])
+
+    assert done == set(ids)
+
+
+async def test_bad_frames_get_error_frames_and_the_socket_stays_usable(
+    live_server: LiveServer, client: httpx.AsyncClient, start_worker: Callable[..., Runner]
+) -> None:
+    task_id = await submit(client)
+    start_worker()
+
+    async with aconnect_ws(f"{live_server.url}/ws", client) as ws:
+        errors = []
+        for bad in [
+            "not json",
+            "[1, 2]",
+            '{"op": "dance"}',
+            '{"op": "subscribe"}',
+            '{"op": "subscribe", "task_id": "zz"}',
+        ]:
+            await ws.send_text(bad)
+            errors.append(orjson.loads(await ws.receive_text()))
+        await ws.send_text(orjson.dumps({"op": "subscribe", "task_id": task_id}).decode())
+        frames = await _until(ws, lambda f: f.get("status") == "DONE")
+
+    assert [e["op"] for e in errors] == ["error"] * 5
+    assert errors[-1]["code"] == 404
+    assert {"op": "subscribed", "task_id": task_id} in frames
+
+
+async def test_unsubscribe_stops_the_events_of_that_task(
+    live_server: LiveServer, client: httpx.AsyncClient
+) -> None:
+    task_id = await submit(client)
+
+    async with aconnect_ws(f"{live_server.url}/ws", client) as ws:
+        await ws.send_text(orjson.dumps({"op": "subscribe", "task_id": task_id}).decode())
+        await _until(ws, lambda f: f.get("op") == "subscribed")
+        await ws.send_text(orjson.dumps({"op": "unsubscribe", "task_id": task_id}).decode())
+        frames = await _until(ws, lambda f: f.get("op") == "unsubscribed")
+
+    assert all(f.get("task_id") == task_id for f in frames)
+
+
+async def test_subscriptions_per_socket_are_capped(
+    start_server: Callable[..., LiveServer],
+) -> None:
+    server = start_server(max_subscriptions_per_socket=2)
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        ids = [await submit(client, f"cap {i}") for i in range(3)]
+        async with aconnect_ws(f"{server.url}/ws", client) as ws:
+            answers = []
+            for task_id in ids:
+                await ws.send_text(orjson.dumps({"op": "subscribe", "task_id": task_id}).decode())
+                answers.append(await _until(ws, lambda f: "op" in f))
+
+    assert [a[-1]["op"] for a in answers] == ["subscribed", "subscribed", "error"]
+    assert "limit" in answers[-1][-1]["error"]
