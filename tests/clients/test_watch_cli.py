@@ -1,0 +1,123 @@
+"""tools/watch.py as a user runs it: a subprocess against a live server."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from tests.clients.servers import ServedApp, StreamBlocker
+from tests.conftest import LiveServer
+from tests.factories import submit
+from tests.helpers import ROOT
+from worker.runner import Runner
+
+WATCH = str(ROOT / "tools" / "watch.py")
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+    @property
+    def states(self) -> list[str]:
+        return [line for line in self.out.splitlines() if "  seq " in line]
+
+
+async def _watch(*args: str, module: bool = False) -> Run:
+    command = ["-m", "tools.watch"] if module else [WATCH]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *command,
+        *args,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+    return Run(proc.returncode if proc.returncode is not None else -1, out.decode(), err.decode())
+
+
+@pytest.mark.parametrize("transport", ["sse", "ws", "poll", "auto"])
+async def test_cli_prints_each_state_and_exits_0_on_done(
+    live_server: LiveServer, worker: Runner, transport: str
+) -> None:
+    run = await _watch(
+        "hello cli", "--duration", "0.2", "--steps", "2", "--url", live_server.url, "--transport", transport
+    )
+
+    assert run.code == 0, run.err
+    assert run.out.startswith("task ")
+    assert "DONE" in run.states[-1]
+    assert '"echo": "hello cli"' in run.states[-1]
+    assert f"via {'sse' if transport == 'auto' else transport}" in run.err
+
+
+async def test_cli_exits_1_on_failed_with_the_error(live_server: LiveServer, worker: Runner) -> None:
+    run = await _watch("doomed", "--fail", "--url", live_server.url)
+
+    assert run.code == 1, run.err
+    assert "FAILED" in run.states[-1]
+    assert "failed on purpose" in run.states[-1]
+
+
+async def test_cli_exits_2_on_cancelled(client: httpx.AsyncClient, live_server: LiveServer) -> None:
+    task_id = await submit(client, duration=30)
+    await client.delete(f"/tasks/{task_id}")
+
+    run = await _watch("--task-id", task_id, "--url", live_server.url)
+
+    assert run.code == 2, run.err
+    assert "CANCELLED" in run.states[-1]
+
+
+async def test_cli_exits_3_on_an_unknown_task(live_server: LiveServer) -> None:
+    run = await _watch("--task-id", "no-such-task", "--url", live_server.url)
+
+    assert run.code == 3
+    assert "unknown or expired" in run.err
+
+
+async def test_cli_exits_3_on_bad_arguments() -> None:
+    run = await _watch("a prompt", "--task-id", "both")
+
+    assert run.code == 3
+    assert "usage:" in run.err
+
+
+async def test_cli_falls_back_to_ws_when_sse_is_refused(
+    sse_blocked: tuple[ServedApp, StreamBlocker], worker: Runner
+) -> None:
+    server, _ = sse_blocked
+
+    run = await _watch("hello proxy", "--duration", "0.2", "--url", server.url)
+
+    assert run.code == 0, run.err
+    assert "DONE" in run.states[-1]
+    assert "sse refused: HTTP 403" in run.err
+    assert "via ws" in run.err
+
+
+async def test_cli_falls_back_to_polling_when_streams_are_blocked(
+    streams_blocked: tuple[ServedApp, StreamBlocker], worker: Runner
+) -> None:
+    server, _ = streams_blocked
+
+    run = await _watch("hello proxy", "--duration", "0.2", "--url", server.url)
+
+    assert run.code == 0, run.err
+    assert "DONE" in run.states[-1]
+    assert "content-type text/html" in run.err
+    assert "via poll" in run.err
+
+
+async def test_cli_runs_as_a_module_too(live_server: LiveServer, worker: Runner) -> None:
+    run = await _watch("hello module", "--url", live_server.url, module=True)
+
+    assert run.code == 0, run.err
+    assert "DONE" in run.states[-1]

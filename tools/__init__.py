@@ -1,0 +1,1 @@
+"""The project's own tools: the Python client and its CLI, load test, profiler."""
