@@ -108,6 +108,14 @@ class TaskStore:
                 raise raw
         return [None if raw is None else bytes(raw) for raw in raws]
 
+    async def attempts(self, task_ids: Sequence[str]) -> list[tuple[str | None, int]]:
+        """Status (None when gone) and attempts of each task, in one round trip."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for task_id in task_ids:
+                pipe.hmget(self.keys.task(task_id), ["status", "attempts"])
+            replies: list[list[bytes | None]] = await pipe.execute()
+        return [(s.decode() if s else None, int(a) if a and a.isdigit() else 0) for s, a in replies]
+
     async def move(self, move: Move) -> Moved:
         """Apply one move; TransitionRejected when the state machine or the token forbids it."""
         reply = await self.scripts.transition(self.redis, *self._move_call(move))

@@ -1,11 +1,17 @@
-"""`python -m worker`: run one worker process until SIGTERM or SIGINT."""
+"""`python -m worker`: run one worker process until SIGTERM or SIGINT.
+
+`python -m worker dead-letters list|requeue ID|purge` looks after the dead-letter stream instead.
+"""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import signal
+import sys
 
+from worker import deadletters, logs, metrics
 from worker.runner import run
 from worker.settings import WorkerSettings
 
@@ -24,6 +30,25 @@ async def main(settings: WorkerSettings) -> None:
     await run(settings, stop)
 
 
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m worker", description="Run a taskcast worker (no command) or manage its queue."
+    )
+    commands = parser.add_subparsers(dest="command")
+    deadletters.add_parser(commands)
+    return parser.parse_args(argv)
+
+
+def cli(argv: list[str]) -> int:
+    args = parse(argv)
+    settings = WorkerSettings()
+    if args.command == "dead-letters":
+        return asyncio.run(deadletters.main(args, settings))
+    logs.configure(settings.log_level, settings.log_format)
+    metrics.serve(settings.metrics_port)
+    asyncio.run(main(settings))
+    return 0
+
+
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(main(WorkerSettings()))
+    sys.exit(cli(sys.argv[1:]))

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from functools import partial
 
 from redis.asyncio.client import Pipeline
 
+from worker.metrics import count_moves
 from taskstore import Move, Moved, TaskQueue, TaskStore, TransitionRejected
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ class Batcher:
         self._moves: list[tuple[Move, MoveFuture]] = []
         self._acks: list[str] = []
         self._caches: list[tuple[str, str]] = []
+        self._also: list[Callable[[Pipeline], None]] = []
         self._wake = asyncio.Event()
         self._closing = False
 
@@ -48,6 +51,11 @@ class Batcher:
 
     def cache(self, signature: str, result_json: str) -> None:
         self._caches.append((signature, result_json))
+        self._wake.set()
+
+    def also(self, queue_commands: Callable[[Pipeline], None]) -> None:
+        """Queue further commands (a retry, a dead letter) into the next round trip, before its acks."""
+        self._also.append(queue_commands)
         self._wake.set()
 
     def close(self) -> None:
@@ -67,23 +75,36 @@ class Batcher:
         moves, self._moves = self._moves, []
         caches, self._caches = self._caches, []
         acks, self._acks = self._acks, []
-        if not (moves or caches or acks):
+        also, self._also = self._also, []
+        if not (moves or caches or acks or also):
             return
+        extras = partial(self._extras, caches, also, acks)
         try:
-            results = await self.store.move_many([m for m, _ in moves], partial(self._extras, caches, acks))
+            results = await self.store.move_many([m for m, _ in moves], extras)
         except Exception as e:
             # Unwritten terminal states leave their entries unacknowledged: they are redelivered.
             log.warning("batch of %d moves, %d acks failed: %s", len(moves), len(acks), e)
             for _, future in moves:
-                future.set_exception(e)
+                if not future.done():  # its waiter may have been cancelled meanwhile
+                    future.set_exception(e)
             return
+        count_moves(moves, results)
         for (_, future), result in zip(moves, results, strict=True):
-            future.set_result(result)
+            if not future.done():
+                future.set_result(result)
 
-    def _extras(self, caches: list[tuple[str, str]], acks: list[str], pipe: Pipeline) -> None:
+    def _extras(
+        self,
+        caches: list[tuple[str, str]],
+        also: list[Callable[[Pipeline], None]],
+        acks: list[str],
+        pipe: Pipeline,
+    ) -> None:
         for signature, result_json in caches:
             self.store.queue_cache_write(pipe, signature, result_json)
+        for queue_commands in also:
+            queue_commands(pipe)
         self.queue.queue_ack(pipe, acks)
 
     def _empty(self) -> bool:
-        return not (self._moves or self._acks or self._caches)
+        return not (self._moves or self._acks or self._caches or self._also)

@@ -26,14 +26,21 @@ class Handler(Protocol):
     async def __call__(self, prompt: str, params: dict[str, Any], ctx: TaskContext) -> Any: ...
 
 
+class PermanentError(Exception):
+    """Raise from a handler to fail the task at once: no retry can help (bad input, say)."""
+
+
 class DemoFailure(Exception):
     """What the demo handler raises when asked to fail."""
 
 
 async def demo(prompt: str, params: dict[str, Any], ctx: TaskContext) -> Any:
     """Sleep `duration` seconds in `steps` steps reporting progress; fail when asked to."""
-    duration = max(0.0, float(params.get("duration", 0)))
-    steps = max(0, int(params.get("steps", 0)))
+    try:
+        duration = max(0.0, float(params.get("duration", 0)))
+        steps = max(0, int(params.get("steps", 0)))
+    except (TypeError, ValueError) as e:
+        raise PermanentError(f"duration and steps must be numbers: {e}") from e
     for step in range(1, steps + 1):
         await asyncio.sleep(duration / steps)
         await ctx.progress(step / steps)

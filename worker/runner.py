@@ -1,11 +1,15 @@
-"""The worker loop.
+"""The worker process: its loops and their lifetimes.
 
-    read loop: XREADGROUP up to the free slots ─▶ PENDING→RUNNING for the batch ─▶ one task each
-    task:      handler (TASK_TIMEOUT) ─▶ DONE + cache | FAILED ─▶ ack (after the terminal write)
-    stop:      stop reading ─▶ in-flight tasks get SHUTDOWN_GRACE ─▶ the rest are cancelled and
-               stay unacknowledged in the group, for another worker to reclaim
+    read loop:   XREADGROUP up to the free slots ─▶ PENDING→RUNNING (new token, attempt+1) ─▶ a Job each
+    reclaim:     XAUTOCLAIM abandoned entries ─▶ the same start, unless their attempts are used up
+    lease:       renew running entries, stop cancelled or lost ones     (worker/reclaim.py)
+    scheduler:   due retries from the delayed set back onto the stream  (worker/retry.py)
+    flusher:     every write, batched into shared round trips           (worker/batch.py)
+    stop:        stop reading and reclaiming ─▶ in-flight jobs get SHUTDOWN_GRACE ─▶ the rest are
+                 cancelled, nothing written, and their entries released for any worker to reclaim
+                 at once ─▶ the lease loop and the flusher end last
 
-All Redis writes go through the Batcher, so concurrent tasks share round trips.
+Every loop survives Redis going away (worker/loops.py): it backs off and carries on.
 """
 
 from __future__ import annotations
@@ -13,14 +17,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Coroutine
 from functools import partial
+from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
-from taskstore import Entry, Keys, Move, Moved, TaskQueue, TaskStatus, TaskStore, decode_state
-from taskstore.codec import decode_request, encode_number, encode_result
+from taskstore import TERMINAL, Entry, Keys, Move, Moved, TaskQueue, TaskStatus, TaskStore, decode_state
+from taskstore import TransitionRejected as Rejected
+from worker.attempt import Executor, Job
 from worker.batch import Batcher
-from worker.handlers import Handler, TaskContext, load_handler
+from worker.handlers import Handler, load_handler
+from worker.metrics import timed
+from worker.loops import REDIS_DOWN, Backoff, every
+from worker.reclaim import Leases, Reclaimer
+from worker.retry import POLL_SECONDS, RetryScheduler
 from worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -33,34 +45,91 @@ class Runner:
         self.store = TaskStore(redis, keys, result_ttl=settings.result_expiry, cache_ttl=settings.cache_ttl)
         self.queue = TaskQueue(redis, keys)
         self.batcher = Batcher(self.store, self.queue)
-        self.handler = handler
-        self.running: dict[str, asyncio.Task[None]] = {}
-        self.completed = 0
+        self.executor = Executor(settings, self.store, self.queue, self.batcher, handler)
+        self.jobs: dict[str, Job] = {}
         self._slot_freed = asyncio.Event()
 
+    @property
+    def completed(self) -> int:
+        """Attempts that ended DONE or FAILED in this worker."""
+        return self.executor.completed
+
     async def run(self, stop: asyncio.Event, *, burst: bool = False) -> None:
-        """Work until `stop` is set (or, with `burst`, until the stream has nothing left)."""
-        await self.queue.ensure_group()
-        flusher = asyncio.create_task(self.batcher.run(), name="batch-flusher")
+        """Work until `stop` is set (or, with `burst`, until no entry or retry is left)."""
+        await self._connect(stop)
+        reading, leasing = asyncio.Event(), asyncio.Event()
+        ws = self.settings
+        flusher = _spawn(self.batcher.run(), "batch-flusher")
+        leases = Leases(self.queue, ws.consumer_name, self.jobs)
+        reclaimer = Reclaimer(ws, self.queue, self.jobs, self.claim_reclaimed)
+        loops = [
+            _spawn(every(ws.reclaim_interval, reclaimer.scan, reading, "reclaim"), "reclaim"),
+            _spawn(every(POLL_SECONDS, RetryScheduler(self.queue).promote, reading, "retries"), "retries"),
+        ]
+        lease = _spawn(every(ws.lease_interval, leases.renew, leasing, "lease"), "lease")
         try:
             await self._read_loop(stop, burst)
+            reading.set()
+            await asyncio.gather(*loops)
             await self._drain()
         finally:
+            reading.set()
+            leasing.set()
+            await asyncio.gather(*loops, lease, return_exceptions=True)
             self.batcher.close()
             await flusher
 
-    async def _read_loop(self, stop: asyncio.Event, burst: bool) -> None:
+    async def claim_reclaimed(self, entries: list[Entry]) -> None:
+        """Start reclaimed entries as new attempts; give up on tasks whose attempts are used up."""
+        counts = await self.store.attempts([e.task_id for e in entries])
+        fresh = []
+        for entry, (status, attempts) in zip(entries, counts, strict=True):
+            if status in (TaskStatus.PENDING, TaskStatus.RUNNING) and attempts >= self.settings.max_attempts:
+                await self.executor.give_up(entry, attempts)
+            else:
+                fresh.append(entry)
+        await self._start(fresh)
+
+    async def _connect(self, stop: asyncio.Event) -> None:
+        backoff = Backoff("connect")
         while not stop.is_set():
-            free = self.settings.max_concurrency - len(self.running)
-            if free <= 0:
-                self._slot_freed.clear()
-                await _first_of(self._slot_freed, stop)
-                continue
-            entries = await self.queue.read(self.settings.consumer_name, free, self.settings.read_block_ms)
-            if entries:
-                await self._start(entries)
-            elif burst and not self.running:
+            try:
+                await self.queue.ensure_group()
                 return
+            except REDIS_DOWN as e:
+                await backoff.pause(stop, e)
+
+    async def _read_loop(self, stop: asyncio.Event, burst: bool) -> None:
+        backoff = Backoff("read")
+        while not stop.is_set():
+            try:
+                if await self._read_once(stop, burst):
+                    return
+            except REDIS_DOWN as e:
+                # Entries read but not started stay pending in the group and are reclaimed later.
+                await backoff.pause(stop, e)
+                continue
+            backoff.reset()
+
+    async def _read_once(self, stop: asyncio.Event, burst: bool) -> bool:
+        """Read and start one batch; True when a burst run has nothing left to do."""
+        free = self.settings.max_concurrency - len(self.jobs)
+        if free <= 0:
+            self._slot_freed.clear()
+            await _first_of(self._slot_freed, stop)
+            return False
+        try:
+            entries = await self.queue.read(self.settings.consumer_name, free, self.settings.read_block_ms)
+        except ResponseError as e:
+            if "NOGROUP" not in str(e):
+                raise
+            log.warning("the consumer group is gone (Redis lost its data?); creating it again")
+            await self.queue.ensure_group()
+            return False
+        if entries:
+            await self._start(entries)
+            return False
+        return burst and not self.jobs and await self.queue.outstanding() == 0
 
     async def _start(self, entries: list[Entry]) -> None:
         tokens = [os.urandom(8).hex() for _ in entries]
@@ -73,66 +142,56 @@ class Runner:
             if isinstance(result, Moved):
                 self._spawn(entry, token, result)
             else:
-                log.info("skipping %s: %s", entry.task_id, result)
-                self.batcher.ack(entry.entry_id)
+                self._skip(entry, result)
+
+    def _skip(self, entry: Entry, rejected: Rejected) -> None:
+        if rejected.current in TERMINAL:
+            log.info("task %s not started: already %s", entry.task_id, rejected.current)
+            self.batcher.ack(entry.entry_id)
+        else:  # no hash, an unknown status, or fields the scripts cannot read
+            self.executor.dead_letter(entry, f"task cannot be run: {rejected.reason}")
 
     def _spawn(self, entry: Entry, token: str, moved: Moved) -> None:
-        task = asyncio.create_task(self._execute(entry, token, moved), name=f"task-{entry.task_id}")
-        self.running[entry.entry_id] = task
-        task.add_done_callback(partial(self._finished, entry.entry_id))
-
-    def _finished(self, entry_id: str, _: asyncio.Task[None]) -> None:
-        self.running.pop(entry_id, None)
-        self._slot_freed.set()
-
-    async def _execute(self, entry: Entry, token: str, moved: Moved) -> None:
-        final = await self._outcome(entry.task_id, token, moved)
-        outcome = await self.batcher.move(final)
-        if isinstance(outcome, Moved):
-            self.completed += 1
-            if final.to is TaskStatus.DONE and moved.signature:
-                self.batcher.cache(moved.signature, final.fields["result"])
-        log.info("task %s %s", entry.task_id, final.to.value if isinstance(outcome, Moved) else outcome)
-        self.batcher.ack(entry.entry_id)
-
-    async def _outcome(self, task_id: str, token: str, moved: Moved) -> Move:
-        """Run the handler; the terminal move it earned."""
-        attempt = int(decode_state(moved.state)["attempts"])
-        ctx = TaskContext(task_id, attempt, partial(self._progress, task_id, token))
-        timeout = self.settings.task_timeout
+        job = Job(entry, token, 0, moved.request or b"", moved.signature)
         try:
-            prompt, params = decode_request(moved.request or b"")
-            async with asyncio.timeout(timeout) as deadline:
-                result = await self.handler(prompt, params, ctx)
-        except TimeoutError:
-            if not deadline.expired():
-                raise
-            return _failed(task_id, token, f"timed out after {timeout:g} s")
-        except Exception as e:
-            return _failed(task_id, token, f"{type(e).__name__}: {e}")
-        fields = {"result": encode_result(result), "error": "", "progress": "1.0"}
-        return Move(task_id, TaskStatus.DONE, fields, token=token)
+            job.attempt = int(decode_state(moved.state)["attempts"])
+        except (ValueError, KeyError) as e:
+            coro: Coroutine[Any, Any, None] = self.executor.fail(job, f"malformed task state: {e}")
+        else:
+            log.info("task %s started (attempt %d)", entry.task_id, job.attempt)
+            coro = self.executor.execute(job)
+        job.task = asyncio.create_task(coro, name=f"task-{entry.task_id}")
+        self.jobs[entry.entry_id] = job
+        job.task.add_done_callback(partial(self._finished, entry.entry_id))
 
-    async def _progress(self, task_id: str, token: str, fraction: float) -> None:
-        await self.batcher.move(
-            Move(task_id, TaskStatus.RUNNING, {"progress": encode_number(fraction)}, token=token)
-        )
+    def _finished(self, entry_id: str, task: asyncio.Task[None]) -> None:
+        self.jobs.pop(entry_id, None)
+        self._slot_freed.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("job of entry %s crashed", entry_id, exc_info=task.exception())
 
     async def _drain(self) -> None:
-        if not self.running:
+        jobs = list(self.jobs.values())
+        if not jobs:
             return
-        tasks = list(self.running.values())
-        log.info("stopping: %d tasks in flight, waiting up to %g s", len(tasks), self.settings.shutdown_grace)
-        _, late = await asyncio.wait(tasks, timeout=self.settings.shutdown_grace)
-        for task in late:
-            task.cancel()
-        if late:
-            log.warning("%d tasks did not finish within the grace; left for another worker", len(late))
-            await asyncio.wait(late)
+        grace = self.settings.shutdown_grace
+        log.info("stopping: %d tasks in flight, waiting up to %g s", len(jobs), grace)
+        _, late = await asyncio.wait([j.task for j in jobs if j.task], timeout=grace)
+        if not late:
+            return
+        left = [j for j in jobs if j.task in late]
+        for job in left:
+            job.stop("shutdown")
+        await asyncio.wait(late)
+        try:
+            await self.queue.release(self.settings.consumer_name, [j.entry.entry_id for j in left])
+        except REDIS_DOWN as e:
+            log.warning("could not release entries (%s); they are reclaimed after the timeout", e)
+        log.warning("%d tasks did not finish within the grace; left for another worker", len(left))
 
 
-def _failed(task_id: str, token: str, error: str) -> Move:
-    return Move(task_id, TaskStatus.FAILED, {"error": error}, token=token)
+def _spawn(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+    return asyncio.create_task(coro, name=name)
 
 
 async def _first_of(*events: asyncio.Event) -> None:
@@ -145,9 +204,9 @@ async def _first_of(*events: asyncio.Event) -> None:
 
 
 async def run(settings: WorkerSettings, stop: asyncio.Event, *, burst: bool = False) -> None:
-    """Connect, work until `stop` (or until the stream is empty with `burst`), disconnect."""
+    """Connect, work until `stop` (or until nothing is left with `burst`), disconnect."""
     redis = Redis.from_url(settings.redis_url)
     try:
-        await Runner(settings, redis, load_handler(settings.handler)).run(stop, burst=burst)
+        await Runner(settings, redis, timed(load_handler(settings.handler))).run(stop, burst=burst)
     finally:
         await redis.aclose()

@@ -24,8 +24,31 @@ class WorkerSettings(BaseSettings):
     max_concurrency: int = Field(5, ge=1)
     task_timeout: float = Field(300.0, gt=0)
     max_retries: int = Field(3, ge=0)
+    retry_backoff: float = Field(1.0, ge=0, description="seconds before the first retry; doubles after")
+    retry_backoff_max: float = Field(60.0, ge=0)
     visibility_timeout: float = Field(30.0, gt=0)
     shutdown_grace: float = Field(10.0, ge=0)
     consumer_name: str = Field(default_factory=default_consumer)
     handler: str = "worker.handlers:demo"
     read_block_ms: int = Field(500, ge=1)
+    metrics_port: int = Field(0, ge=0, le=65535, description="serve /metrics on this port; 0 = off")
+    log_level: str = Field("INFO", pattern=r"(?i)^(debug|info|warning|error|critical)$")
+    log_format: str = Field("text", pattern="^(text|json)$")
+
+    @property
+    def max_attempts(self) -> int:
+        return self.max_retries + 1
+
+    @property
+    def lease_interval(self) -> float:
+        """Seconds between lease renewals, which are also the cancel checks (so at most 0.5)."""
+        return min(0.5, self.visibility_timeout / 3)
+
+    @property
+    def reclaim_interval(self) -> float:
+        """Seconds between XAUTOCLAIM scans for entries whose worker died."""
+        return min(5.0, self.visibility_timeout / 2)
+
+    @property
+    def visibility_ms(self) -> int:
+        return max(1, int(self.visibility_timeout * 1000))

@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from redis.asyncio import Redis
+
+from taskstore import TaskQueue, TaskStore, decode_state
+from taskstore.deadletters import DeadLetters
+from tests.helpers import wait_for
+from tests.worker.waits import final
+from worker.retry import backoff_delay
+from worker.runner import Runner
+
+FAST = {"retry_backoff": 0.01, "retry_backoff_max": 0.05}
+
+
+async def _events_until_end(redis: Redis, channel: str, started: asyncio.Event) -> list[dict[str, Any]]:
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(channel)
+    await pubsub.get_message(timeout=2)  # the subscribe confirmation
+    started.set()
+    events: list[dict[str, Any]] = []
+    while not events or events[-1]["status"] not in ("DONE", "FAILED"):
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5)
+        if message:
+            events.append(decode_state(message["data"]))
+    await pubsub.aclose()
+    return events
+
+
+async def test_fail_times_2_is_retried_visibly_and_ends_done_on_attempt_3(
+    store: TaskStore, redis: Redis, start_worker: Callable[..., Runner]
+) -> None:
+    sub = await store.submit("flaky", {"fail_times": 2})
+    subscribed = asyncio.Event()
+    listening = asyncio.create_task(_events_until_end(redis, store.keys.channel(sub.task_id), subscribed))
+    await subscribed.wait()
+    start_worker(**FAST)
+
+    events = await listening
+
+    retries = [e for e in events if e["status"] == "PENDING"]
+    assert [e["status"] for e in events] == ["RUNNING", "PENDING", "RUNNING", "PENDING", "RUNNING", "DONE"]
+    assert [r["attempts"] for r in retries] == [1, 2]
+    assert all("fail_times=2" in r["error"] for r in retries)
+    assert events[-1]["attempts"] == 3 and events[-1]["error"] is None
+
+
+async def test_a_task_failing_every_attempt_ends_failed_and_dead_lettered(
+    store: TaskStore, redis: Redis, start_worker: Callable[..., Runner]
+) -> None:
+    sub = await store.submit("doomed", {"fail": True})
+    start_worker(max_retries=3, **FAST)
+
+    state = await final(store, sub.task_id)
+    letters = await DeadLetters(redis, store.keys).list()
+
+    assert state["status"] == "FAILED" and state["attempts"] == 4
+    assert [(d.task_id, d.attempts) for d in letters] == [(sub.task_id, 4)]
+    assert "failed on purpose (attempt 4)" in letters[0].error
+    assert '"prompt":"doomed"' in letters[0].request and letters[0].time > 0
+
+
+async def test_a_permanent_error_fails_at_once_without_retries(
+    store: TaskStore, redis: Redis, start_worker: Callable[..., Runner]
+) -> None:
+    sub = await store.submit("bad params", {"duration": "soon"})
+    start_worker(**FAST)
+
+    state = await final(store, sub.task_id)
+
+    assert state["status"] == "FAILED" and state["attempts"] == 1
+    assert state["error"].startswith("PermanentError: duration and steps must be numbers")
+    assert [d.task_id for d in await DeadLetters(redis, store.keys).list()] == [sub.task_id]
+
+
+async def test_a_retry_waiting_for_its_backoff_holds_no_worker_slot(
+    store: TaskStore, redis: Redis, start_worker: Callable[..., Runner]
+) -> None:
+    flaky = await store.submit("flaky", {"fail_times": 1})
+    start_worker(max_concurrency=1, retry_backoff=60, retry_backoff_max=60)
+    await _wait_delayed(redis, store, flaky.task_id)
+
+    other = await store.submit("meanwhile", {})
+    state = await final(store, other.task_id)
+
+    assert state["status"] == "DONE"
+    flaky_state = decode_state(await store.state(flaky.task_id))
+    assert flaky_state["status"] == "PENDING" and flaky_state["attempts"] == 1
+
+
+async def _wait_delayed(redis: Redis, store: TaskStore, task_id: str) -> None:
+    async def scheduled() -> bool:
+        return await redis.zscore(store.keys.delayed, task_id) is not None
+
+    await wait_for(scheduled, what="the retry to be in the delayed set")
+
+
+def test_backoff_doubles_per_attempt_up_to_the_cap_with_half_of_it_random() -> None:
+    def low() -> float:
+        return 0.0
+
+    def high() -> float:
+        return 1.0
+
+    assert [backoff_delay(n, 1.0, 60.0, high) for n in (1, 2, 3, 4)] == [1.0, 2.0, 4.0, 8.0]
+    assert [backoff_delay(n, 1.0, 60.0, low) for n in (1, 2, 3, 4)] == [0.5, 1.0, 2.0, 4.0]
+    assert backoff_delay(20, 1.0, 60.0, high) == 60.0
+
+
+async def test_due_retries_are_moved_to_the_stream_once_even_by_concurrent_schedulers(
+    queue: TaskQueue, redis: Redis
+) -> None:
+    now = time.time()
+    await redis.zadd(queue.keys.delayed, {"a": now - 1, "b": now - 0.5, "later": now + 100})
+
+    moved = await asyncio.gather(*(queue.promote_due(now) for _ in range(5)))
+
+    assert sum(moved) == 2
+    entries = await redis.xrange(queue.keys.stream)
+    assert sorted(fields[b"task_id"] for _, fields in entries) == [b"a", b"b"]
+    assert await redis.zrange(queue.keys.delayed, 0, -1) == [b"later"]

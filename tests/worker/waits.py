@@ -1,0 +1,43 @@
+"""Deadline waits on task state, shared by the worker and reliability tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from taskstore import TaskStore, decode_state
+from tests.helpers import wait_for
+
+ENDED = ("DONE", "FAILED", "CANCELLED")
+
+
+async def final(store: TaskStore, task_id: str, timeout: float = 10) -> dict[str, Any]:
+    """The task's state once it is terminal."""
+    return await reaches(store, task_id, ENDED, timeout)
+
+
+async def reaches(
+    store: TaskStore, task_id: str, statuses: tuple[str, ...], timeout: float = 10
+) -> dict[str, Any]:
+    """The task's state once its status is one of `statuses`."""
+
+    async def check() -> dict[str, Any] | None:
+        state = decode_state(await store.state(task_id))
+        return state if state["status"] in statuses else None
+
+    state: dict[str, Any] = await wait_for(check, timeout=timeout, what=f"task {task_id} to be {statuses}")
+    return state
+
+
+async def all_final(store: TaskStore, task_ids: list[str], timeout: float = 30) -> list[dict[str, Any]]:
+    """Every task's state once all are terminal (one pipelined read per poll)."""
+
+    async def check() -> list[dict[str, Any]] | None:
+        states = [decode_state(raw) for raw in await store.states(task_ids) if raw is not None]
+        if len(states) == len(task_ids) and all(s["status"] in ENDED for s in states):
+            return states
+        return None
+
+    states: list[dict[str, Any]] = await wait_for(
+        check, timeout=timeout, interval=0.05, what=f"{len(task_ids)} tasks to end"
+    )
+    return states

@@ -1,0 +1,190 @@
+"""One attempt of a task: run the handler, then write what it earned.
+
+    handler (TASK_TIMEOUT) ─▶ result ─────────────────────────────▶ DONE + cache write ─▶ ack
+                           └▶ error, attempts left ─────────────▶ PENDING + delayed set ─▶ ack
+                           └▶ error on the last attempt, or
+                              PermanentError, or a bad request ─▶ FAILED + dead letter ─▶ ack
+    stopped because the task was CANCELLED ─▶ ack, nothing written (the move would be rejected)
+    stopped because the lease went to another worker, or by shutdown ─▶ no write, no ack
+
+Follow-up commands (retry, dead letter, cache) are queued only once the move is written, and in
+the same round trip as the ack, before it: a crash in between leaves the entry to be reclaimed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from functools import partial
+
+from taskstore import Entry, Move, Moved, TaskQueue, TaskStatus, TaskStore, TransitionRejected, new_task_id
+from taskstore.codec import decode_request, encode_number, encode_result
+from taskstore.deadletters import DeadLetter, DeadLetters
+from worker.batch import Batcher
+from worker.handlers import Handler, PermanentError, TaskContext
+from worker.loops import REDIS_DOWN, Backoff
+from worker.retry import backoff_delay
+from worker.settings import WorkerSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Job:
+    """A running attempt: its stream entry, the token its writes carry, and its asyncio task."""
+
+    entry: Entry
+    token: str
+    attempt: int
+    request: bytes
+    signature: str | None = None
+    task: asyncio.Task[None] | None = None
+    stopped_because: str = field(default="")
+
+    def stop(self, why: str) -> None:
+        """Cancel the handler; `why` decides what happens to the entry ("cancelled" acks it)."""
+        if self.task is not None and not self.stopped_because:
+            self.stopped_because = why
+            self.task.cancel()
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    result_json: str | None = None
+    error: str = ""
+    permanent: bool = False
+
+
+class Executor:
+    def __init__(
+        self, settings: WorkerSettings, store: TaskStore, queue: TaskQueue, batcher: Batcher, handler: Handler
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.queue = queue
+        self.letters = DeadLetters(store.redis, store.keys)
+        self.batcher = batcher
+        self.handler = handler
+        self.completed = 0
+        self._never = asyncio.Event()
+
+    async def execute(self, job: Job) -> None:
+        try:
+            outcome = await self._run_handler(job)
+        except asyncio.CancelledError:
+            self._stopped(job)
+            raise
+        if outcome.result_json is not None:
+            await self._done(job, outcome.result_json)
+        elif outcome.permanent or job.attempt >= self.settings.max_attempts:
+            await self.fail(job, outcome.error)
+        else:
+            await self._retry(job, outcome.error)
+
+    async def fail(self, job: Job, error: str) -> None:
+        """FAILED, a copy to the dead-letter stream, ack."""
+        task_id = job.entry.task_id
+        if await self._settle(job, Move(task_id, TaskStatus.FAILED, {"error": error}, job.token)):
+            self._queue_letter(task_id, error, job.attempt, job.request)
+            log.warning("task %s failed after %d attempts, dead-lettered: %s", task_id, job.attempt, error)
+
+    async def give_up(self, entry: Entry, attempts: int) -> None:
+        """FAILED + dead letter for a reclaimed task whose every attempt was lost (a poison task)."""
+        error = f"gave up after {attempts} attempts: the worker running each of the last ones stopped"
+        move = Move(entry.task_id, TaskStatus.FAILED, {"error": error}, new_token=new_task_id())
+        result = await self._write(move)
+        self.batcher.ack(entry.entry_id)
+        if isinstance(result, Moved):
+            self._queue_letter(entry.task_id, error, attempts, result.request or b"")
+            log.warning("task %s dead-lettered: %s", entry.task_id, error)
+
+    def dead_letter(self, entry: Entry, error: str) -> None:
+        """Dead-letter and ack an entry whose task cannot be run at all (hash missing or garbled)."""
+        self._queue_letter(entry.task_id, error, 0, b"")
+        self.batcher.ack(entry.entry_id)
+        log.warning("task %s dead-lettered without running: %s", entry.task_id, error)
+
+    def _queue_letter(self, task_id: str, error: str, attempts: int, request: bytes) -> None:
+        letter = DeadLetter(task_id, error, attempts, request.decode(errors="replace"), time.time())
+        self.batcher.also(partial(self.letters.queue_add, letter=letter))
+
+    async def _run_handler(self, job: Job) -> Outcome:
+        try:
+            prompt, params = decode_request(job.request)
+        except ValueError as e:
+            return Outcome(error=f"malformed request: {e}", permanent=True)
+        ctx = TaskContext(job.entry.task_id, job.attempt, partial(self._progress, job))
+        timeout = self.settings.task_timeout
+        try:
+            async with asyncio.timeout(timeout) as deadline:
+                result = await self.handler(prompt, params, ctx)
+        except TimeoutError as e:
+            if deadline.expired():
+                return Outcome(error=f"timed out after {timeout:g} s")
+            return Outcome(error=f"TimeoutError: {e}")
+        except PermanentError as e:
+            return Outcome(error=f"{type(e).__name__}: {e}", permanent=True)
+        except Exception as e:
+            return Outcome(error=f"{type(e).__name__}: {e}")
+        return Outcome(result_json=encode_result(result))
+
+    async def _done(self, job: Job, result_json: str) -> None:
+        fields = {"result": result_json, "error": "", "progress": "1.0"}
+        if await self._settle(job, Move(job.entry.task_id, TaskStatus.DONE, fields, job.token)):
+            if job.signature:
+                self.batcher.cache(job.signature, result_json)
+            log.info("task %s done (attempt %d)", job.entry.task_id, job.attempt)
+
+    async def _retry(self, job: Job, error: str) -> None:
+        delay = backoff_delay(job.attempt, self.settings.retry_backoff, self.settings.retry_backoff_max)
+        fields = {"error": error, "progress": ""}
+        if await self._settle(job, Move(job.entry.task_id, TaskStatus.PENDING, fields, job.token)):
+            due = time.time() + delay
+            self.batcher.also(partial(self.queue.queue_retry, task_id=job.entry.task_id, due=due))
+            log.info(
+                "task %s attempt %d failed, retry scheduled in %.2f s: %s",
+                job.entry.task_id,
+                job.attempt,
+                delay,
+                error,
+            )
+
+    async def _settle(self, job: Job, move: Move) -> bool:
+        """Write the move; True when written (the caller queues its follow-ups, then the ack goes)."""
+        result = await self._write(move)
+        if isinstance(result, Moved):
+            self.completed += move.to is not TaskStatus.PENDING
+            self.batcher.ack(job.entry.entry_id)
+            return True
+        if result.reason == "stale attempt":
+            # A newer attempt (another worker reclaimed this entry) owns the task and the entry now.
+            log.info("task %s attempt %d superseded, its result dropped", move.task_id, job.attempt)
+            return False
+        log.info("task %s: %s", move.task_id, result)
+        self.batcher.ack(job.entry.entry_id)
+        return False
+
+    async def _write(self, move: Move) -> Moved | TransitionRejected:
+        backoff = Backoff(f"task {move.task_id} {move.to.value}")
+        while True:
+            try:
+                return await self.batcher.move(move)
+            except REDIS_DOWN as e:
+                # The lease loop keeps the entry ours meanwhile; giving up here would rerun the task.
+                await backoff.pause(self._never, e)
+
+    async def _progress(self, job: Job, fraction: float) -> None:
+        move = Move(job.entry.task_id, TaskStatus.RUNNING, {"progress": encode_number(fraction)}, job.token)
+        try:
+            await self.batcher.move(move)
+        except REDIS_DOWN:
+            pass  # progress is advisory: a lost update must not fail the task
+
+    def _stopped(self, job: Job) -> None:
+        if job.stopped_because == "cancelled":
+            self.batcher.ack(job.entry.entry_id)
+            log.info("task %s cancelled while running, handler stopped", job.entry.task_id)
+        elif job.stopped_because == "lost":
+            log.warning("task %s: lease lost to another worker, handler stopped", job.entry.task_id)

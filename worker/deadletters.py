@@ -1,0 +1,99 @@
+"""`python -m worker dead-letters list|requeue ID|purge`: look after tasks that failed for good.
+
+A dead letter is a copy; its task stays FAILED, and the state machine lets nothing leave a
+terminal state. So `requeue` submits a NEW task with the same request (new id, attempts from
+zero; the queue limit is not applied, this is an operator's decision), prints the new id and
+removes the dead letter. Clients that watched the old id see it stay FAILED.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import UTC, datetime
+
+from redis.asyncio import Redis
+
+from taskstore import Keys, TaskStore
+from taskstore.codec import decode_request
+from taskstore.deadletters import DeadLetter, DeadLetters
+from worker.settings import WorkerSettings
+
+
+def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "dead-letters", help="list, requeue or purge tasks that failed every attempt"
+    )
+    actions = parser.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="one line per dead letter, oldest first")
+    requeue = actions.add_parser("requeue", help="submit the request again as a new task; print its id")
+    requeue.add_argument("id", help="the dead letter's entry id, or the failed task's id")
+    actions.add_parser("purge", help="delete every dead letter")
+
+
+async def main(args: argparse.Namespace, settings: WorkerSettings) -> int:
+    """Run one dead-letters action; the process exit code."""
+    redis = Redis.from_url(settings.redis_url)
+    keys = Keys(prefix=settings.key_prefix, queue=settings.queue_key)
+    letters = DeadLetters(redis, keys)
+    try:
+        if args.action == "list":
+            return await _list(letters)
+        if args.action == "requeue":
+            store = TaskStore(redis, keys, result_ttl=settings.result_expiry, cache_ttl=settings.cache_ttl)
+            return await _requeue(letters, store, args.id)
+        _out(f"purged {await letters.purge()} dead letters")
+        return 0
+    finally:
+        await redis.aclose()
+
+
+async def _list(letters: DeadLetters) -> int:
+    found = await letters.list()
+    for letter in found:
+        _out(_line(letter))
+    if not found:
+        _err("no dead letters")
+    return 0
+
+
+async def _requeue(letters: DeadLetters, store: TaskStore, ident: str) -> int:
+    letter = await letters.find(ident)
+    if letter is None:
+        _err(f"no dead letter {ident!r}")
+        return 1
+    try:
+        prompt, params = decode_request(letter.request)
+    except ValueError as e:
+        _err(f"dead letter {letter.entry_id} has no usable request ({e}); purge it instead")
+        return 1
+    submitted = await store.submit(prompt, params)
+    await letters.remove(letter.entry_id)
+    _err(
+        f"task {letter.task_id} requeued as a new task"
+        + (" (answered from the cache)" if submitted.cached else "")
+    )
+    _out(submitted.task_id)
+    return 0
+
+
+def _line(letter: DeadLetter) -> str:
+    when = datetime.fromtimestamp(letter.time, UTC).isoformat(timespec="seconds")
+    request = letter.request if len(letter.request) <= 80 else letter.request[:77] + "..."
+    fields = [
+        letter.entry_id,
+        when,
+        letter.task_id,
+        f"attempts={letter.attempts}",
+        repr(letter.error),
+        request,
+    ]
+    return "  ".join(fields)
+
+
+def _out(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text + "\n")

@@ -1,0 +1,46 @@
+"""Retries: how long a failed attempt waits, and the scheduler that brings due ones back.
+
+A retry never holds a worker slot while it waits: the failed attempt moves the task to PENDING,
+puts its id in the delayed set (score = due time) and acks its entry. Every worker runs the
+scheduler; `promote.lua` moves due ids onto the stream atomically, so two workers never
+enqueue one retry twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+
+from taskstore import TaskQueue
+
+log = logging.getLogger(__name__)
+
+# Seconds between scheduler passes: a retry starts at most this much after it is due.
+POLL_SECONDS = 0.2
+_BATCH = 500
+
+
+def backoff_delay(attempt: int, base: float, cap: float, rand: Callable[[], float] = random.random) -> float:
+    """Seconds before the retry after `attempt` failed: base * 2^(attempt-1), capped, with jitter.
+
+    "Equal jitter": half of the delay is fixed, the other half random, so retries of tasks that
+    failed together spread out but none comes back at once.
+    """
+    delay = min(cap, base * 2 ** max(0, attempt - 1))
+    return float(delay / 2 + delay / 2 * rand())
+
+
+class RetryScheduler:
+    def __init__(self, queue: TaskQueue) -> None:
+        self.queue = queue
+
+    async def promote(self) -> None:
+        """Move every retry that is due onto the stream."""
+        while True:
+            moved = await self.queue.promote_due(time.time(), _BATCH)
+            if moved:
+                log.debug("%d retries due, back on the stream", moved)
+            if moved < _BATCH:
+                return
