@@ -1,0 +1,131 @@
+// HTTP calls to the taskcast API, URL building for the streaming transports,
+// and turning error answers into sentences a person can act on.
+
+const API_KEY_STORAGE = "taskcast.apiKey";
+
+export function getApiKey() {
+  return localStorage.getItem(API_KEY_STORAGE) ?? "";
+}
+
+export function setApiKey(value) {
+  if (value) localStorage.setItem(API_KEY_STORAGE, value);
+  else localStorage.removeItem(API_KEY_STORAGE);
+}
+
+export function taskPath(taskId) {
+  return `/tasks/${encodeURIComponent(taskId)}`;
+}
+
+/** EventSource and WebSocket cannot send headers, so the key travels as ?api_key=. */
+export function streamUrl(path, params = {}) {
+  const url = new URL(path, location.href);
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== null && value !== undefined) url.searchParams.set(name, String(value));
+  }
+  const key = getApiKey();
+  if (key) url.searchParams.set("api_key", key);
+  return url.href;
+}
+
+export function wsUrl(path, params = {}) {
+  const url = new URL(streamUrl(path, params));
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  return url.href;
+}
+
+/** fetch() that never throws on an HTTP status; it throws only when the server is unreachable. */
+async function request(method, path, { body, headers = {}, signal } = {}) {
+  const key = getApiKey();
+  const init = {
+    method,
+    headers: { Accept: "application/json", ...headers },
+    cache: "no-store",
+    signal,
+  };
+  if (key) init.headers.Authorization = `Bearer ${key}`;
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, init);
+  return { status: response.status, headers: response.headers, data: await readBody(response) };
+}
+
+async function readBody(response) {
+  const text = await response.text();
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+export function submitTask(body) {
+  return request("POST", "/tasks", { body });
+}
+
+export function cancelTask(taskId) {
+  return request("DELETE", taskPath(taskId));
+}
+
+/** GET /tasks/{id}; with wait and seq it is a long-poll that answers 304 at the timeout. */
+export function getTask(taskId, { wait, seq, etag, signal } = {}) {
+  const params = new URLSearchParams();
+  if (wait !== undefined) params.set("wait", String(wait));
+  if (seq !== null && seq !== undefined) params.set("seq", String(seq));
+  const query = params.toString() ? `?${params}` : "";
+  const headers = etag ? { "If-None-Match": etag } : {};
+  return request("GET", taskPath(taskId) + query, { headers, signal });
+}
+
+export const UNREACHABLE = "Cannot reach the server. Is the API running?";
+
+export function describeError({ status, headers, data }) {
+  switch (status) {
+    case 401:
+    case 403:
+      return "The server wants an API key: enter it under “API key”.";
+    case 404:
+      return "Unknown task: it never existed or has expired.";
+    case 409:
+      return "The task has already finished.";
+    case 413:
+      return "The request is too large: shorten the prompt.";
+    case 422:
+      return `Invalid input: ${validationErrors(data).map((e) => `${e.field}: ${e.message}`).join("; ")}`;
+    case 503:
+      return `The queue is full${retryAfterText(headers)}. Nothing was queued.`;
+    default:
+      return `The server answered ${status}${detailText(data)}.`;
+  }
+}
+
+/** FastAPI's 422 body: {"detail": [{"loc": ["body", "params", "steps"], "msg": "..."}]}. */
+export function validationErrors(data) {
+  const detail = data?.detail;
+  if (!Array.isArray(detail)) return [{ field: "request", message: detailMessage(data) || "rejected" }];
+  return detail.map((item) => ({ field: fieldName(item?.loc), message: String(item?.msg ?? "invalid") }));
+}
+
+function fieldName(loc) {
+  const parts = Array.isArray(loc) ? loc.filter((part) => part !== "body") : [];
+  return parts.length ? parts.join(".") : "body";
+}
+
+function retryAfterText(headers) {
+  const after = headers?.get("Retry-After");
+  if (!after) return "";
+  return /^\d+$/.test(after) ? `, retry in ${after} s` : `, retry after ${after}`;
+}
+
+function detailMessage(data) {
+  if (typeof data === "string") return data.slice(0, 200);
+  if (typeof data?.detail === "string") return data.detail;
+  return "";
+}
+
+function detailText(data) {
+  const message = detailMessage(data);
+  return message ? `: ${message}` : "";
+}
