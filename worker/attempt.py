@@ -92,9 +92,9 @@ class Executor:
 
     async def give_up(self, entry: Entry, attempts: int) -> None:
         """FAILED + dead letter for a reclaimed task whose every attempt was lost (a poison task)."""
-        error = f"gave up after {attempts} attempts: the worker running each of the last ones stopped"
+        error = f"gave up after {attempts} attempts: the worker running the last one stopped (crash or stall)"
         move = Move(entry.task_id, TaskStatus.FAILED, {"error": error}, new_token=new_task_id())
-        result = await self._write(move)
+        result, _ = await self._write(move)
         self.batcher.ack(entry.entry_id)
         if isinstance(result, Moved):
             self._queue_letter(entry.task_id, error, attempts, result.request or b"")
@@ -153,8 +153,10 @@ class Executor:
 
     async def _settle(self, job: Job, move: Move) -> bool:
         """Write the move; True when written (the caller queues its follow-ups, then the ack goes)."""
-        result = await self._write(move)
-        if isinstance(result, Moved):
+        result, resent = await self._write(move)
+        # A move resent after a lost reply may find itself already applied: that counts as written,
+        # or a retry would stay PENDING with nothing left to enqueue it again.
+        if isinstance(result, Moved) or (resent and result.current == move.to.value):
             self.completed += move.to is not TaskStatus.PENDING
             self.batcher.ack(job.entry.entry_id)
             return True
@@ -166,12 +168,15 @@ class Executor:
         self.batcher.ack(job.entry.entry_id)
         return False
 
-    async def _write(self, move: Move) -> Moved | TransitionRejected:
+    async def _write(self, move: Move) -> tuple[Moved | TransitionRejected, bool]:
+        """The move's result, and whether it had to be resent after a Redis failure."""
         backoff = Backoff(f"task {move.task_id} {move.to.value}")
+        resent = False
         while True:
             try:
-                return await self.batcher.move(move)
+                return await self.batcher.move(move), resent
             except REDIS_DOWN as e:
+                resent = True
                 # The lease loop keeps the entry ours meanwhile; giving up here would rerun the task.
                 await backoff.pause(self._never, e)
 
@@ -188,3 +193,5 @@ class Executor:
             log.info("task %s cancelled while running, handler stopped", job.entry.task_id)
         elif job.stopped_because == "lost":
             log.warning("task %s: lease lost to another worker, handler stopped", job.entry.task_id)
+        elif job.stopped_because == "shutdown":
+            log.warning("task %s stopped by shutdown, left for another worker", job.entry.task_id)

@@ -19,8 +19,8 @@ from functools import partial
 
 from redis.asyncio.client import Pipeline
 
-from worker.metrics import count_moves
 from taskstore import Move, Moved, TaskQueue, TaskStore, TransitionRejected
+from worker.metrics import count_moves
 
 log = logging.getLogger(__name__)
 

@@ -41,7 +41,7 @@ class WorkerMetrics:
         )
         self.run_seconds = Histogram(
             "taskcast_worker_task_seconds",
-            "Run time of the handler per attempt, by outcome: ok, error, stopped (timeout, cancel, shutdown).",
+            "Run time of the handler per attempt, by outcome: ok, error, stopped (timeout, cancel ...).",
             ["outcome"],
             buckets=RUN_BUCKETS,
         )

@@ -63,8 +63,8 @@ class Reclaimer:
         free = self.settings.max_concurrency - len(self.jobs)
         if free <= 0:
             return  # a worker with room will take them
-        consumer, idle = self.settings.consumer_name, self.settings.visibility_ms
-        page = await self.queue.reclaim(consumer, idle, free, self.cursor)
+        consumer, idle_ms = self.settings.consumer_name, self.settings.visibility_ms
+        page = await self.queue.reclaim(consumer, idle_ms, free, self.cursor)
         self.cursor = page.cursor
         if page.deleted:
             # Pending ids whose entry is gone from the stream: nothing to run, just clear them.
@@ -73,8 +73,6 @@ class Reclaimer:
         # Our own running entries come back when Redis was away longer than the timeout.
         entries = [e for e in page.entries if e.entry_id not in self.jobs]
         for entry in entries:
-            log.info(
-                "task %s reclaimed (entry %s idle over %g s)", entry.task_id, entry.entry_id, idle / 1000
-            )
+            log.info("task %s reclaimed from a stopped worker (entry %s)", entry.task_id, entry.entry_id)
         if entries:
             await self.claim(entries)

@@ -29,8 +29,8 @@ from taskstore import TransitionRejected as Rejected
 from worker.attempt import Executor, Job
 from worker.batch import Batcher
 from worker.handlers import Handler, load_handler
-from worker.metrics import timed
 from worker.loops import REDIS_DOWN, Backoff, every
+from worker.metrics import timed
 from worker.reclaim import Leases, Reclaimer
 from worker.retry import POLL_SECONDS, RetryScheduler
 from worker.settings import WorkerSettings
