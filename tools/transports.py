@@ -25,6 +25,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 State = dict[str, Any]
 TERMINAL = frozenset({"DONE", "FAILED", "CANCELLED"})
 WS_NOT_FOUND = 4404
+NEEDS_KEY = "the server wants an API key (--api-key, or TaskcastClient(api_key=...))"
 
 
 class TaskcastClientError(Exception):
@@ -78,7 +79,7 @@ def check_answer(transport: str, task_id: str, response: httpx.Response, *, stre
     if response.status_code == 404:
         raise TaskNotFound(task_id)
     if response.status_code == 401:
-        raise ApiError(401, "the server wants an API key (--api-key / api_key=)")
+        raise ApiError(401, NEEDS_KEY)
     if response.status_code != 200:
         raise Refused(transport, f"HTTP {response.status_code}")
     content_type = response.headers.get("content-type", "")
@@ -124,6 +125,8 @@ async def websocket(
             async for frame in ws:
                 yield json.loads(frame)
     except InvalidStatus as e:
+        if e.response.status_code == 401:
+            raise ApiError(401, NEEDS_KEY) from e
         raise Refused("ws", f"handshake answered HTTP {e.response.status_code}") from e
     except ConnectionClosed as e:
         if e.rcvd is not None and e.rcvd.code == WS_NOT_FOUND:

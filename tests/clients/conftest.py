@@ -19,8 +19,11 @@ async def worker(start_worker: Callable[..., Runner]) -> Runner:
     return start_worker(max_retries=0)
 
 
+ServeBehind = Callable[[Callable[[ASGIApp], Any]], tuple[ServedApp, Any]]
+
+
 @pytest.fixture
-def serve_behind(settings: Settings) -> Iterator[Callable[[Callable[[ASGIApp], Any]], tuple[ServedApp, Any]]]:
+def serve_behind(settings: Settings) -> Iterator[ServeBehind]:
     """Factory: serve `create_app(settings)` wrapped by a proxy-like middleware; stopped after."""
     served: list[ServedApp] = []
 
@@ -36,19 +39,19 @@ def serve_behind(settings: Settings) -> Iterator[Callable[[Callable[[ASGIApp], A
 
 
 @pytest.fixture
-def sse_blocked(serve_behind: Any) -> tuple[ServedApp, StreamBlocker]:
+def sse_blocked(serve_behind: ServeBehind) -> tuple[ServedApp, StreamBlocker]:
     server, proxy = serve_behind(lambda app: StreamBlocker(app, sse_answer="403"))
     return server, proxy
 
 
 @pytest.fixture
-def streams_blocked(serve_behind: Any) -> tuple[ServedApp, StreamBlocker]:
+def streams_blocked(serve_behind: ServeBehind) -> tuple[ServedApp, StreamBlocker]:
     server, proxy = serve_behind(lambda app: StreamBlocker(app, sse_answer="html", block_ws=True))
     return server, proxy
 
 
 @pytest.fixture
-def sse_cut(serve_behind: Any) -> Callable[[int], tuple[ServedApp, StreamCutter]]:
+def sse_cut(serve_behind: ServeBehind) -> Callable[[int], tuple[ServedApp, StreamCutter]]:
     def make(events: int) -> tuple[ServedApp, StreamCutter]:
         server, proxy = serve_behind(lambda app: StreamCutter(app, events=events))
         return server, proxy

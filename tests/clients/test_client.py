@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.clients.conftest import ServeBehind
 from tests.clients.servers import ServedApp, StreamBlocker, StreamCutter
 from tests.conftest import LiveServer
 from tools.client import ApiError, TaskcastClient, TaskNotFound
@@ -98,6 +99,19 @@ async def test_auto_falls_back_to_polling_when_sse_and_ws_are_blocked(
     assert client.transport == "poll"
     assert proxy.seen["sse"] == 1
     assert proxy.seen["ws"] == 1
+
+
+async def test_watch_stops_at_once_when_the_server_wants_a_key(serve_behind: ServeBehind) -> None:
+    server, proxy = serve_behind(lambda app: StreamBlocker(app, sse_answer="401"))
+
+    async with TaskcastClient(server.url) as client:
+        task = await client.submit("hello key")
+        with pytest.raises(ApiError) as exc:
+            async for _ in client.watch(task["task_id"]):
+                pass
+
+    assert exc.value.status == 401
+    assert proxy.seen == {"sse": 1, "ws": 0, "poll": 0}
 
 
 async def test_sse_resumes_with_last_event_id_after_a_cut(

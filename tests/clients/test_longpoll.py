@@ -24,7 +24,11 @@ async def test_long_poll_answers_with_the_change_pushed_while_it_waits(
     task_id = await submit(client, duration=30)
     hub = _hub(live_server)
     poll = asyncio.create_task(client.get(f"/tasks/{task_id}", params={"wait": 30, "seq": 1}))
-    await wait_for(lambda: _true(hub.watched_count == 1), what="the long-poll to subscribe")
+
+    async def subscribed() -> bool:
+        return hub.watched_count == 1
+
+    await wait_for(subscribed, what="the long-poll to subscribe")
 
     await client.delete(f"/tasks/{task_id}")
     response = await poll
@@ -131,7 +135,3 @@ async def test_openapi_documents_wait_and_seq(client: httpx.AsyncClient) -> None
 
     assert "Long-poll" in params["wait"]["description"]
     assert "seq" in params["seq"]["description"]
-
-
-async def _true(value: bool) -> bool:
-    return value
