@@ -1,4 +1,8 @@
-"""Dependency aliases for the routes: what the lifespan built, taken from `app.state`."""
+"""Dependency aliases for the routes: what the lifespan built, taken from `app.state`.
+
+They are `async def` on purpose: FastAPI runs plain `def` dependencies in a thread pool,
+a thread hop per request for what is a dictionary lookup.
+"""
 
 from __future__ import annotations
 
@@ -11,22 +15,22 @@ from server.settings import Settings
 from taskstore import TaskQueue, TaskStore
 
 
-def get_store(request: Request) -> TaskStore:
+async def get_store(request: Request) -> TaskStore:
     store: TaskStore = request.app.state.store
     return store
 
 
-def get_queue(request: Request) -> TaskQueue:
+async def get_queue(request: Request) -> TaskQueue:
     queue: TaskQueue = request.app.state.queue
     return queue
 
 
-def get_hub(request: Request) -> Hub:
+async def get_hub(request: Request) -> Hub:
     hub: Hub = request.app.state.hub
     return hub
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

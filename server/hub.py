@@ -54,7 +54,7 @@ class Hub:
     def __init__(self, redis_url: str, store: TaskStore, *, resync_seconds: float, max_streams: int) -> None:
         # Our own client with retries off: a broken connection must surface here, so that we
         # resync after reconnecting instead of redis-py reconnecting silently.
-        self._redis = Redis.from_url(redis_url, retry=Retry(NoBackoff(), 0))
+        self._redis = Redis.from_url(redis_url, retry=Retry(NoBackoff(), 0), client_name="taskcast-api-hub")
         self.store = store
         self.keys = store.keys
         self.snapshots = Snapshots(store)
@@ -124,21 +124,31 @@ class Hub:
 
         TaskNotFound (and no subscription left behind) when the task is unknown or expired.
         """
+        if task_id not in self._watchers:
+            # Nothing follows a terminal state, so a task that already ended needs no
+            # subscription at all: one read answers a late subscriber (or a 404).
+            snapshot = await self._snapshot(task_id)
+            if snapshot.terminal:
+                sub.seen[task_id] = after_seq
+                sub.offer(snapshot)
+                return snapshot
         sub.seen[task_id] = after_seq
         watchers = self._watchers.setdefault(task_id, set())
         watchers.add(sub)
         try:
             await self._subscribe(task_id, first=len(watchers) == 1)
-            raw = await self.snapshots.read(task_id)
+            snapshot = await self._snapshot(task_id)
         except BaseException:
             await self.unwatch(sub, task_id)
             raise
-        if raw is None:
-            await self.unwatch(sub, task_id)
-            raise TaskNotFound(task_id)
-        snapshot = decode_event(raw)
         sub.offer(snapshot)
         return snapshot
+
+    async def _snapshot(self, task_id: str) -> Event:
+        raw = await self.snapshots.read(task_id)
+        if raw is None:
+            raise TaskNotFound(task_id)
+        return decode_event(raw)
 
     async def unwatch(self, sub: Subscriber, task_id: str) -> None:
         sub.forget(task_id)

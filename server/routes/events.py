@@ -16,6 +16,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from server.deps import HubDep, SettingsDep
 from server.hub import Hub
+from server.metrics import StreamMeter
 from server.subscriber import Event, Subscriber, SubscriberClosed
 
 router = APIRouter(tags=["events"])
@@ -51,12 +52,16 @@ async def task_events(
     if snapshot.terminal and after >= snapshot.seq:
         await hub.release(sub)
         return Response(status_code=204)
+    if snapshot.terminal:
+        # The whole stream is known: one event, sent without the streaming machinery.
+        await hub.release(sub)
+        return Response(_encode(snapshot), media_type="text/event-stream", headers=STREAM_HEADERS)
     if after > snapshot.seq:  # a seq this task never had: resync from the snapshot
         sub.seen[task_id] = 0
         sub.offer(snapshot)
     shutdown = anyio.Event()
     return EventSourceResponse(
-        _stream(hub, sub, shutdown),
+        _stream(hub, sub, shutdown, task_id),
         headers=STREAM_HEADERS,
         ping=settings.sse_ping_seconds,
         send_timeout=settings.send_timeout,
@@ -65,28 +70,41 @@ async def task_events(
     )
 
 
-async def _stream(hub: Hub, sub: Subscriber, shutdown: anyio.Event) -> AsyncIterator[ServerSentEvent]:
+async def _stream(
+    hub: Hub, sub: Subscriber, shutdown: anyio.Event, task_id: str
+) -> AsyncIterator[ServerSentEvent]:
     # On shutdown, end the stream cleanly rather than be cut off: the client then reconnects
     # with Last-Event-ID to another (or the restarted) process.
     closer = asyncio.create_task(_close_on(shutdown, sub))
+    meter = StreamMeter("sse", task_id)
     try:
         while True:
             item = await sub.next()
             if not isinstance(item, Event):
                 continue
-            yield ServerSentEvent(item.payload.decode(), id=str(item.seq), event="task")
+            meter.sent(item)
+            yield _event(item)
             if item.terminal:
                 return
     except SubscriberClosed:
         return
     finally:
         closer.cancel()
+        meter.close()
         await hub.release(sub)
 
 
 async def _close_on(shutdown: anyio.Event, sub: Subscriber) -> None:
     await shutdown.wait()
     sub.close()
+
+
+def _event(event: Event) -> ServerSentEvent:
+    return ServerSentEvent(event.payload.decode(), id=str(event.seq), event="task")
+
+
+def _encode(event: Event) -> bytes:
+    return _event(event).encode()
 
 
 def _seq(value: str | None) -> int:

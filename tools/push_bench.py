@@ -1,0 +1,222 @@
+"""Push benchmark: end-to-end latency of a zero-duration task, and fan-out to N subscribers.
+
+    python tools/push_bench.py latency --runs 2000
+    python tools/push_bench.py fanout --subscribers 10000 --tasks 100
+
+It starts its own stack on loopback (a private redis-server, one API process, one worker) unless
+--url and --redis-url name a running one. Clients speak raw HTTP/1.1 and WebSocket so the
+figures measure the service, not a heavy client library.
+
+latency: one task at a time: POST /tasks -> open its SSE stream -> the terminal event arrives.
+fanout:  N subscribers (half SSE, half WebSocket) on M running tasks; prints the API's Redis
+         connections, its memory per subscriber, and publish-to-receipt latency (event
+         `updated_at`, stamped by Redis at the transition, to the moment a client read it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import orjson
+import websockets
+from redis.asyncio import Redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tools.bench_stack import Stack, start_stack
+
+
+def percentile(values: list[float], pct: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))]
+
+
+def report(name: str, values: list[float]) -> None:
+    ms = [v * 1000 for v in values]
+    p50, p99 = percentile(ms, 50), percentile(ms, 99)
+    print(f"{name}: n={len(ms)} avg={statistics.fmean(ms):.2f} ms p50={p50:.2f} ms p99={p99:.2f} ms")
+
+
+async def http(
+    host: str, port: int, request: bytes
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, int]:
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(request)
+    status = int((await reader.readline()).split()[1])
+    while (await reader.readline()) not in (b"\r\n", b""):
+        pass
+    return reader, writer, status
+
+
+async def post_task(host: str, port: int, prompt: str, params: dict[str, float] | None = None) -> str:
+    body = orjson.dumps({"prompt": prompt, "params": params or {}})
+    head = f"POST /tasks HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+    request = head.encode() + b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body) + body
+    reader, writer, status = await http(host, port, request)
+    answer = await reader.read()
+    writer.close()
+    if status != 202:
+        raise RuntimeError(f"POST /tasks answered {status}: {answer[:200]!r}")
+    task_id: str = orjson.loads(answer[answer.index(b"{") : answer.rindex(b"}") + 1])["task_id"]
+    return task_id
+
+
+async def sse_until_terminal(
+    host: str, port: int, task_id: str, seen: list[tuple[float, float]] | None
+) -> None:
+    request = f"GET /tasks/{task_id}/events HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+    reader, writer, status = await http(host, port, request)
+    try:
+        if status != 200:
+            raise RuntimeError(f"SSE for {task_id} answered {status}")
+        async for line in reader:
+            if line.startswith(b"data: ") and _record(line[6:], seen):
+                return
+    finally:
+        writer.close()
+
+
+def _record(data: bytes, seen: list[tuple[float, float]] | None) -> bool:
+    """Note when an event arrived; whether it was the terminal one."""
+    event = orjson.loads(data)
+    if seen is not None:
+        seen.append((time.time(), float(event["updated_at"])))
+    return event["status"] in ("DONE", "FAILED", "CANCELLED")
+
+
+async def ws_until_terminal(host: str, port: int, task_id: str, seen: list[tuple[float, float]]) -> None:
+    async with websockets.connect(f"ws://{host}:{port}/tasks/{task_id}/ws", ping_interval=None) as ws:
+        async for frame in ws:
+            if _record(frame if isinstance(frame, bytes) else frame.encode(), seen):
+                return
+
+
+class KeepAlive:
+    """One HTTP/1.1 connection reused for every request, as a browser or a client pool does."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    async def head(self) -> tuple[int, dict[str, str]]:
+        status = int((await self.reader.readline()).split()[1])
+        headers = {}
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode().partition(":")
+            headers[name.lower()] = value.strip()
+        return status, headers
+
+    async def post_task(self, prompt: str) -> str:
+        body = orjson.dumps({"prompt": prompt, "params": {}})
+        head = b"POST /tasks HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
+        self.writer.write(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        status, headers = await self.head()
+        answer = await self.reader.readexactly(int(headers["content-length"]))
+        if status != 202:
+            raise RuntimeError(f"POST /tasks answered {status}: {answer[:200]!r}")
+        task_id: str = orjson.loads(answer)["task_id"]
+        return task_id
+
+    async def until_terminal(self, task_id: str) -> None:
+        """Read the task's SSE stream to its end (a whole body or the last chunk)."""
+        self.writer.write(f"GET /tasks/{task_id}/events HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+        status, headers = await self.head()
+        if status != 200:
+            raise RuntimeError(f"SSE for {task_id} answered {status}")
+        if "content-length" in headers:
+            await self.reader.readexactly(int(headers["content-length"]))
+            return
+        while (await self.reader.readline()) != b"0\r\n":
+            pass
+        await self.reader.readline()
+
+
+async def latency(stack: Stack, runs: int) -> None:
+    conn = KeepAlive(*await asyncio.open_connection(stack.host, stack.port))
+    timings = []
+    for i in range(runs + 100):
+        start = time.perf_counter()
+        task_id = await conn.post_task(f"latency {i} {os.urandom(4).hex()}")
+        await conn.until_terminal(task_id)
+        if i >= 100:  # the first runs warm up connections and caches
+            timings.append(time.perf_counter() - start)
+    conn.writer.close()
+    report("submit -> terminal event over SSE (zero-duration task, one at a time)", timings)
+
+
+async def fanout(stack: Stack, subscribers: int, tasks: int, duration: float) -> None:
+    redis = Redis.from_url(stack.redis_url)
+    params = {"duration": duration, "steps": 4}
+    ids = [
+        await post_task(stack.host, stack.port, f"fanout {i} {os.urandom(4).hex()}", params)
+        for i in range(tasks)
+    ]
+    base_conns, base_rss = await _api_connections(redis), stack.api_rss()
+    seen: list[tuple[float, float]] = []
+    clients = [
+        asyncio.create_task(
+            (sse_until_terminal if n % 2 == 0 else ws_until_terminal)(
+                stack.host, stack.port, ids[n % tasks], seen
+            )
+        )
+        for n in range(subscribers)
+    ]
+    peak_conns, peak_rss = await _watch_peak(redis, stack, clients)
+    await asyncio.gather(*clients)
+    await redis.aclose()
+    print(f"subscribers={subscribers} (half SSE, half WebSocket) on {tasks} tasks of {duration:g} s")
+    print(f"API Redis connections: {base_conns} idle, {peak_conns} at peak")
+    print(f"API memory: {(peak_rss - base_rss) / subscribers / 1024:.1f} KiB per subscriber")
+    report("publish -> receipt", [max(0.0, got - stamped) for got, stamped in seen])
+
+
+async def _watch_peak(redis: Redis, stack: Stack, clients: list[asyncio.Task[None]]) -> tuple[int, int]:
+    peak_conns = peak_rss = 0
+    while not all(c.done() for c in clients):
+        peak_conns = max(peak_conns, await _api_connections(redis))
+        peak_rss = max(peak_rss, stack.api_rss())
+        await asyncio.sleep(0.1)
+    return peak_conns, peak_rss
+
+
+async def _api_connections(redis: Redis) -> int:
+    return sum(1 for c in await redis.client_list() if c.get("name", "").startswith("taskcast-api"))
+
+
+@contextmanager
+def more_files() -> Iterator[None]:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("mode", choices=["latency", "fanout"])
+    parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--subscribers", type=int, default=1000)
+    parser.add_argument("--tasks", type=int, default=100)
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds each fan-out task runs")
+    args = parser.parse_args()
+    with more_files(), start_stack(concurrency=max(args.tasks, 5)) as stack:
+        if args.mode == "latency":
+            asyncio.run(latency(stack, args.runs))
+        else:
+            asyncio.run(fanout(stack, args.subscribers, args.tasks, args.duration))
+
+
+if __name__ == "__main__":
+    main()
