@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from server import errors
+from server import errors, logs, metrics
 from server.hub import Hub
 from server.routes import events, health, tasks, ws
 from server.settings import Settings, get_settings
@@ -20,12 +20,14 @@ from taskstore import Keys, TaskQueue, TaskStore
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    logs.configure(settings.log_level, settings.log_format)
+    metrics.api_metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # A blocking pool: a burst waits for a free connection instead of failing.
         pool = BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=settings.redis_max_connections
+            settings.redis_url, max_connections=settings.redis_max_connections, client_name="taskcast-api"
         )
         redis = Redis.from_pool(pool)
         keys = Keys(prefix=settings.key_prefix, queue=settings.queue_key)
@@ -46,9 +48,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_streams=settings.max_streams,
         )
         await hub.start()
+        hub_meter = app.state.hub_meter = metrics.HubMeter(hub).start()
         try:
             yield
         finally:
+            await hub_meter.stop()
             await hub.stop()
             await redis.aclose()
 

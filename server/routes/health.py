@@ -1,10 +1,12 @@
-"""Liveness and readiness."""
+"""Liveness, readiness and Prometheus metrics."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
 from redis.exceptions import RedisError
 
+from server import scrape
 from server.deps import HubDep, QueueDep
 
 router = APIRouter(tags=["health"])
@@ -29,3 +31,10 @@ async def readyz(queue: QueueDep, hub: HubDep, response: Response) -> dict[str, 
     ready = all(v == "ok" for v in checks.values())
     response.status_code = 200 if ready else 503
     return {"status": "ready" if ready else "not ready", "checks": checks}
+
+
+@router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_PLAIN_0_0_4: {}}}})
+async def metrics(request: Request, queue: QueueDep) -> Response:
+    """Prometheus metrics: this process's, or every API process's with PROMETHEUS_MULTIPROC_DIR."""
+    body = await scrape.render(queue, request.app.state.hub_meter)
+    return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)

@@ -16,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 
 from server.deps import HubDep, StoreDep
 from server.longpoll import SeqQuery, WaitQuery, long_poll
+from server.metrics import cancelled, submitted
 from taskstore import Submitted, TaskRequest, TaskState, TaskStatus, TaskStore, state_seq
 from taskstore.codec import decode_state
 
@@ -32,6 +33,7 @@ async def _submit(scope: Scope, receive: Receive, send: Send) -> None:
     prompt, params = _parse(await _body(receive), _header(scope, b"content-type"))
     store: TaskStore = scope["app"].state.store
     sub = await store.submit(prompt, params)
+    submitted(sub.task_id, sub.cached)
     if sub.cached:
         result = orjson.Fragment(sub.result_json or b"null")
         content = {"task_id": sub.task_id, "status": TaskStatus.DONE, "cached": True, "result": result}
@@ -175,6 +177,7 @@ async def get_task(
 async def cancel_task(task_id: str, store: StoreDep) -> Response:
     """Cancel a PENDING or RUNNING task; 409 when it already ended."""
     moved = await store.cancel(task_id)
+    cancelled(task_id)
     return Response(moved.state, status_code=202, media_type=JSON)
 
 

@@ -20,6 +20,7 @@ import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from server.hub import Hub, TooManyStreams
+from server.metrics import StreamMeter
 from server.settings import Settings
 from server.subscriber import Event, Subscriber, SubscriberClosed, TooManyNotices
 from taskstore import TaskNotFound
@@ -48,11 +49,13 @@ async def task_socket(websocket: WebSocket, task_id: str) -> None:
         await hub.release(sub)
         await websocket.close(CLOSE_NOT_FOUND, str(e))
         return
+    meter = StreamMeter("ws", task_id)
     try:
         await _first_completed(
-            _send_events(websocket, sub, settings, hub, close_on_terminal=True), _drain(websocket)
+            _send_events(websocket, sub, settings, hub, meter, close_on_terminal=True), _drain(websocket)
         )
     finally:
+        meter.close()
         await hub.release(sub)
 
 
@@ -66,17 +69,25 @@ async def multiplexed_socket(websocket: WebSocket) -> None:
     except TooManyStreams as e:
         await websocket.close(CLOSE_TRY_LATER, str(e))
         return
+    meter = StreamMeter("ws_multiplexed")
     try:
         await _first_completed(
-            _send_events(websocket, sub, settings, hub, close_on_terminal=False),
+            _send_events(websocket, sub, settings, hub, meter, close_on_terminal=False),
             _receive_ops(websocket, sub, settings, hub),
         )
     finally:
+        meter.close()
         await hub.release(sub)
 
 
 async def _send_events(
-    websocket: WebSocket, sub: Subscriber, settings: Settings, hub: Hub, *, close_on_terminal: bool
+    websocket: WebSocket,
+    sub: Subscriber,
+    settings: Settings,
+    hub: Hub,
+    meter: StreamMeter,
+    *,
+    close_on_terminal: bool,
 ) -> None:
     while True:
         try:
@@ -85,6 +96,7 @@ async def _send_events(
             await websocket.close(CLOSE_TRY_LATER, "server shutting down")
             return
         frame = item.payload if isinstance(item, Event) else item
+        meter.sent(item)
         try:
             await asyncio.wait_for(websocket.send_text(frame.decode()), settings.send_timeout)
         except TimeoutError:

@@ -1,0 +1,109 @@
+"""The worker's metrics: transitions by status, handler run time, and METRICS_PORT."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+
+from taskstore import TaskStore, decode_state
+from tests.helpers import free_port, wait_for
+from tests.ops.stack import sample, scrape
+from tests.reliability.procs import WorkerProcess
+from worker.handlers import DemoFailure, Handler, TaskContext, demo
+from worker.metrics import timed
+from worker.runner import Runner
+
+TRANSITIONS = "taskcast_worker_transitions_total"
+RUN_COUNT = "taskcast_worker_task_seconds_count"
+
+
+def value(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def values(name: str, label: str, *keys: str) -> dict[str, float]:
+    return {key: value(name, **{label: key}) for key in keys}
+
+
+async def finished(store: TaskStore, task_id: str) -> bool:
+    return decode_state(await store.state(task_id))["status"] in ("DONE", "FAILED")
+
+
+async def all_finished(store: TaskStore, task_ids: list[str]) -> bool:
+    return all([await finished(store, task_id) for task_id in task_ids])
+
+
+def context() -> TaskContext:
+    async def report(_: float) -> None:
+        return None
+
+    return TaskContext("t", 1, report)
+
+
+async def test_transitions_are_counted_by_new_status(
+    store: TaskStore, start_worker: Callable[..., Runner]
+) -> None:
+    statuses = ("PENDING", "RUNNING", "DONE", "FAILED")
+    before = values(TRANSITIONS, "status", *statuses)
+    progress = value("taskcast_worker_progress_updates_total")
+    start_worker(max_retries=1, retry_backoff=0)
+
+    ok = await store.submit("fine", {"steps": 2})
+    retried = await store.submit("once more", {"fail_times": 1})
+    failed = await store.submit("never", {"fail": True})
+    await wait_for(lambda: all_finished(store, [ok.task_id, retried.task_id, failed.task_id]))
+
+    after = values(TRANSITIONS, "status", *statuses)
+    counted = {status: after[status] - before[status] for status in statuses}
+    # ok: RUNNING, DONE; retried: RUNNING, PENDING, RUNNING, DONE; failed: twice RUNNING, PENDING once, FAILED
+    assert counted == {"RUNNING": 5, "PENDING": 2, "DONE": 2, "FAILED": 1}
+    assert value("taskcast_worker_progress_updates_total") - progress == 2
+
+
+async def test_handler_run_time_is_observed_by_outcome() -> None:
+    before = values(RUN_COUNT, "outcome", "ok", "error", "stopped")
+    handler = timed(demo)
+
+    await handler("ok", {}, context())
+    with pytest.raises(DemoFailure):
+        await handler("error", {"fail": True}, context())
+    started = asyncio.Event()
+    slow = asyncio.create_task(timed(_hang(started))("stopped", {}, context()))
+    await started.wait()
+    slow.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await slow
+
+    after = values(RUN_COUNT, "outcome", "ok", "error", "stopped")
+    assert {k: after[k] - before[k] for k in after} == {"ok": 1, "error": 1, "stopped": 1}
+
+
+async def test_metrics_port_serves_the_worker_metrics(redis_server: str, store: TaskStore) -> None:
+    port = free_port()
+    worker = WorkerProcess(redis_server, "metrics-port", metrics_port=str(port))
+    try:
+        task = await store.submit("scraped", {})
+        await wait_for(lambda: finished(store, task.task_id), what="the task to finish")
+        text = await wait_for(lambda: _counted(port), what="the DONE transition on the worker's /metrics")
+    finally:
+        worker.stop()
+
+    assert sample(text, RUN_COUNT, outcome="ok") == 1
+    assert "process_cpu_seconds_total" in text
+
+
+def _hang(started: asyncio.Event) -> Handler:
+    async def hang(prompt: str, params: dict[str, Any], ctx: TaskContext) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    return hang
+
+
+async def _counted(port: int) -> Any:
+    text = await scrape(f"http://127.0.0.1:{port}")
+    return text if sample(text, TRANSITIONS, status="DONE") == 1 else None
