@@ -52,6 +52,10 @@ async def task_events(
     if snapshot.terminal and after >= snapshot.seq:
         await hub.release(sub)
         return Response(status_code=204)
+    if snapshot.terminal:
+        # The whole stream is known: one event, sent without the streaming machinery.
+        await hub.release(sub)
+        return Response(_encode(snapshot), media_type="text/event-stream", headers=STREAM_HEADERS)
     if after > snapshot.seq:  # a seq this task never had: resync from the snapshot
         sub.seen[task_id] = 0
         sub.offer(snapshot)
@@ -79,7 +83,7 @@ async def _stream(
             if not isinstance(item, Event):
                 continue
             meter.sent(item)
-            yield ServerSentEvent(item.payload.decode(), id=str(item.seq), event="task")
+            yield _event(item)
             if item.terminal:
                 return
     except SubscriberClosed:
@@ -93,6 +97,14 @@ async def _stream(
 async def _close_on(shutdown: anyio.Event, sub: Subscriber) -> None:
     await shutdown.wait()
     sub.close()
+
+
+def _event(event: Event) -> ServerSentEvent:
+    return ServerSentEvent(event.payload.decode(), id=str(event.seq), event="task")
+
+
+def _encode(event: Event) -> bytes:
+    return _event(event).encode()
 
 
 def _seq(value: str | None) -> int:
