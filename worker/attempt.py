@@ -19,7 +19,17 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 
-from taskstore import Entry, Move, Moved, TaskQueue, TaskStatus, TaskStore, TransitionRejected, new_task_id
+from taskstore import (
+    TERMINAL,
+    Entry,
+    Move,
+    Moved,
+    TaskQueue,
+    TaskStatus,
+    TaskStore,
+    TransitionRejected,
+    new_task_id,
+)
 from taskstore.codec import decode_request, encode_number, encode_result
 from taskstore.deadletters import DeadLetter, DeadLetters
 from worker.batch import Batcher
@@ -157,7 +167,8 @@ class Executor:
         # A move resent after a lost reply may find itself already applied: that counts as written,
         # or a retry would stay PENDING with nothing left to enqueue it again.
         if isinstance(result, Moved) or (resent and result.current == move.to.value):
-            self.completed += move.to is not TaskStatus.PENDING
+            if move.to in TERMINAL:
+                self.completed += 1
             self.batcher.ack(job.entry.entry_id)
             return True
         if result.reason == "stale attempt":

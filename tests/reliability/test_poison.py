@@ -9,7 +9,7 @@ from taskstore.deadletters import DeadLetters
 from taskstore.store import TaskStore
 from tests.helpers import RedisProcess
 from tests.reliability.procs import WorkerProcess
-from tests.worker.waits import all_final
+from tests.worker.waits import all_final, dead_letters
 
 POISON_ENV = {
     "handler": "tests.reliability.poison_handler:handle",
@@ -40,5 +40,5 @@ async def test_a_task_that_kills_its_worker_ends_failed_and_dead_lettered_while_
     assert states[0]["status"] == "FAILED" and states[0]["attempts"] == 4
     assert {s["status"] for s in states[1:]} == {"DONE"}
     assert deaths == [1, 1, 1, 1]
-    letters = await DeadLetters(own_store.redis, own_store.keys).list()
+    letters = await dead_letters(DeadLetters(own_store.redis, own_store.keys))
     assert [(d.task_id, d.attempts) for d in letters] == [(poison, 4)]

@@ -48,7 +48,7 @@ async def test_sigterm_finishes_what_it_can_and_leaves_the_rest_for_another_work
 ) -> None:
     quick = [(await own_store.submit(f"quick {i}", {"duration": 0.3})).task_id for i in range(20)]
     slow = [(await own_store.submit(f"slow {i}", {"duration": 3})).task_id for i in range(5)]
-    first = workers(own_redis.url, max_concurrency="50", shutdown_grace="1")
+    first = workers(own_redis.url, max_concurrency="50", shutdown_grace="1.5")
     await wait_for(lambda: _all_started(own_store, quick + slow), timeout=30, what="every task to start")
 
     exit_code = await first.terminate()

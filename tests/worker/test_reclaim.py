@@ -9,7 +9,7 @@ from redis.asyncio import Redis
 from taskstore import Move, TaskQueue, TaskStatus, TaskStore, TransitionRejected, decode_state
 from taskstore.deadletters import DeadLetters
 from tests.helpers import wait_for
-from tests.worker.waits import final, reaches
+from tests.worker.waits import dead_letters, final, reaches
 from worker.handlers import demo
 from worker.runner import Runner
 from worker.settings import WorkerSettings
@@ -58,7 +58,7 @@ async def test_a_task_whose_every_attempt_was_lost_ends_failed_and_dead_lettered
 
     assert state["status"] == "FAILED" and state["attempts"] == 4 and state["result"] is None
     assert "gave up after 4 attempts" in state["error"]
-    letters = await DeadLetters(redis, store.keys).list()
+    letters = await dead_letters(DeadLetters(redis, store.keys))
     assert [(d.task_id, d.attempts) for d in letters] == [(sub.task_id, 4)]
     assert '"prompt":"poison"' in letters[0].request
     await wait_for(lambda: _nothing_pending(queue), what="the entry to be acked")
@@ -72,7 +72,7 @@ async def test_an_entry_without_a_task_hash_is_dead_lettered_and_acked(
     start_worker()
 
     await wait_for(lambda: _nothing_pending(queue), what="the entry to be acked")
-    letters = await DeadLetters(redis, store.keys).list()
+    letters = await dead_letters(DeadLetters(redis, store.keys))
     assert [(d.task_id, d.attempts) for d in letters] == [("vanished", 0)]
     assert "missing" in letters[0].error
 
@@ -86,7 +86,7 @@ async def test_a_task_with_an_unknown_status_is_dead_lettered_and_acked(
     start_worker()
 
     await wait_for(lambda: _nothing_pending(queue), what="the entry to be acked")
-    assert [d.task_id for d in await DeadLetters(redis, store.keys).list()] == [sub.task_id]
+    assert [d.task_id for d in await dead_letters(DeadLetters(redis, store.keys))] == [sub.task_id]
 
 
 async def test_a_task_whose_request_cannot_be_decoded_fails_at_once_and_is_dead_lettered(
@@ -100,7 +100,7 @@ async def test_a_task_whose_request_cannot_be_decoded_fails_at_once_and_is_dead_
 
     assert state["status"] == "FAILED" and state["attempts"] == 1
     assert state["error"].startswith("malformed request")
-    assert [d.task_id for d in await DeadLetters(redis, store.keys).list()] == [sub.task_id]
+    assert [d.task_id for d in await dead_letters(DeadLetters(redis, store.keys))] == [sub.task_id]
 
 
 async def test_pending_ids_whose_entry_was_deleted_are_acked(

@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 from taskstore import TaskQueue, TaskStore, decode_state
 from taskstore.deadletters import DeadLetters
 from tests.helpers import wait_for
-from tests.worker.waits import final
+from tests.worker.waits import dead_letters, final
 from worker.retry import backoff_delay
 from worker.runner import Runner
 
@@ -56,7 +56,7 @@ async def test_a_task_failing_every_attempt_ends_failed_and_dead_lettered(
     start_worker(max_retries=3, **FAST)
 
     state = await final(store, sub.task_id)
-    letters = await DeadLetters(redis, store.keys).list()
+    letters = await dead_letters(DeadLetters(redis, store.keys))
 
     assert state["status"] == "FAILED" and state["attempts"] == 4
     assert [(d.task_id, d.attempts) for d in letters] == [(sub.task_id, 4)]
@@ -74,7 +74,7 @@ async def test_a_permanent_error_fails_at_once_without_retries(
 
     assert state["status"] == "FAILED" and state["attempts"] == 1
     assert state["error"].startswith("PermanentError: duration and steps must be numbers")
-    assert [d.task_id for d in await DeadLetters(redis, store.keys).list()] == [sub.task_id]
+    assert [d.task_id for d in await dead_letters(DeadLetters(redis, store.keys))] == [sub.task_id]
 
 
 async def test_a_retry_waiting_for_its_backoff_holds_no_worker_slot(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from taskstore import TaskStore, decode_state
+from taskstore.deadletters import DeadLetter, DeadLetters
 from tests.helpers import wait_for
 
 ENDED = ("DONE", "FAILED", "CANCELLED")
@@ -41,3 +42,14 @@ async def all_final(store: TaskStore, task_ids: list[str], timeout: float = 30) 
         check, timeout=timeout, interval=0.05, what=f"{len(task_ids)} tasks to end"
     )
     return states
+
+
+async def dead_letters(letters: DeadLetters, count: int = 1, timeout: float = 10) -> list[DeadLetter]:
+    """The dead letters once there are `count`: one is written just after its task's FAILED state."""
+
+    async def check() -> list[DeadLetter] | None:
+        found = await letters.list()
+        return found if len(found) >= count else None
+
+    found: list[DeadLetter] = await wait_for(check, timeout=timeout, what=f"{count} dead letters")
+    return found
