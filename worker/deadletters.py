@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from taskstore import Keys, TaskStore
 from taskstore.codec import decode_request
 from taskstore.deadletters import DeadLetter, DeadLetters
+from worker.loops import REDIS_DOWN
 from worker.settings import WorkerSettings
 
 
@@ -44,6 +45,9 @@ async def main(args: argparse.Namespace, settings: WorkerSettings) -> int:
             return await _requeue(letters, store, args.id)
         _out(f"purged {await letters.purge()} dead letters")
         return 0
+    except REDIS_DOWN as e:
+        _err(f"cannot reach Redis at {settings.redis_url}: {e}")
+        return 2
     finally:
         await redis.aclose()
 
