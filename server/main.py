@@ -7,11 +7,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from redis.asyncio import BlockingConnectionPool, Redis
 
 from server import errors, logs, metrics
+from server.auth import AccessControl
 from server.hub import Hub
 from server.routes import events, health, tasks, ws
 from server.settings import Settings, get_settings
@@ -63,6 +65,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_size=settings.max_body_bytes,
     )
     errors.install(app)
+    # Added last = outermost: CORS answers preflights before access control sees them.
+    app.add_middleware(AccessControl, api_key=settings.api_key, allowed_origins=settings.allowed_origins)
+    if settings.allowed_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=sorted(settings.allowed_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "If-None-Match"],
+            expose_headers=["Location", "ETag", "Retry-After"],
+        )
     app.include_router(tasks.router)
     app.include_router(events.router)
     app.include_router(ws.router)

@@ -27,8 +27,16 @@ class Settings(BaseSettings):
     max_streams: int = Field(20_000, ge=1, description="open SSE + WebSocket subscribers per process")
     hub_resync_seconds: float = Field(30.0, gt=0)
     static_dir: str = "static"
+    api_key: str | None = Field(
+        None, description="when set, every call but health, docs and the page needs it"
+    )
+    cors_origins: str = Field("", description="comma-separated origins allowed by CORS and on WebSockets")
     log_level: str = Field("INFO", pattern=r"(?i)^(debug|info|warning|error|critical)$")
     log_format: Literal["text", "json"] = "text"
+
+    @property
+    def allowed_origins(self) -> frozenset[str]:
+        return frozenset(o.strip() for o in self.cors_origins.split(",") if o.strip())
 
 
 @lru_cache
