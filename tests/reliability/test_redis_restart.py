@@ -8,7 +8,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from taskstore import TaskStore, decode_state
 from tests.helpers import RedisProcess, wait_for
 from tests.reliability.procs import WorkerProcess
-from tests.worker.waits import all_final
+from tests.worker.waits import all_final, queue_empty
 
 PARAMS = {"duration": 0.2, "steps": 2}
 
@@ -41,3 +41,4 @@ async def test_the_worker_rides_out_a_redis_restart_and_every_task_ends(
 
     assert {s["status"] for s in states} == {"DONE"}
     assert worker.proc.poll() is None
+    await wait_for(lambda: queue_empty(own_store), what="every entry to be acked")

@@ -7,7 +7,7 @@ import pytest
 from taskstore import TaskStore, decode_state
 from tests.helpers import RedisProcess, wait_for
 from tests.reliability.procs import WorkerProcess
-from tests.worker.waits import all_final
+from tests.worker.waits import all_final, queue_empty
 
 
 async def _statuses(store: TaskStore, task_ids: list[str]) -> list[str]:
@@ -16,11 +16,6 @@ async def _statuses(store: TaskStore, task_ids: list[str]) -> list[str]:
 
 async def _all_started(store: TaskStore, task_ids: list[str]) -> bool:
     return "PENDING" not in await _statuses(store, task_ids)
-
-
-async def _queue_empty(store: TaskStore) -> bool:
-    pending = await store.redis.xpending(store.keys.stream, store.keys.group)
-    return pending["pending"] == 0 and await store.redis.xlen(store.keys.stream) == 0
 
 
 @pytest.mark.timeout(120)
@@ -39,7 +34,7 @@ async def test_killing_the_only_worker_mid_run_loses_no_task(
     assert running_at_kill > 0
     assert {s["status"] for s in states} == {"DONE"}
     assert sum(s["attempts"] == 2 for s in states) == running_at_kill
-    await wait_for(lambda: _queue_empty(own_store), what="every entry to be acked")
+    await wait_for(lambda: queue_empty(own_store), what="every entry to be acked")
 
 
 @pytest.mark.timeout(120)
@@ -61,4 +56,4 @@ async def test_sigterm_finishes_what_it_can_and_leaves_the_rest_for_another_work
     assert after_stop[:20] == ["DONE"] * 20 and after_stop[20:] == ["RUNNING"] * 5
     assert {s["status"] for s in states} == {"DONE"}
     assert [s["attempts"] for s in states[20:]] == [2] * 5
-    await wait_for(lambda: _queue_empty(own_store), what="every entry to be acked")
+    await wait_for(lambda: queue_empty(own_store), what="every entry to be acked")

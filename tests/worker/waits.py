@@ -53,3 +53,9 @@ async def dead_letters(letters: DeadLetters, count: int = 1, timeout: float = 10
 
     found: list[DeadLetter] = await wait_for(check, timeout=timeout, what=f"{count} dead letters")
     return found
+
+
+async def queue_empty(store: TaskStore) -> bool:
+    """Whether every stream entry was acknowledged and deleted."""
+    pending = await store.redis.xpending(store.keys.stream, store.keys.group)
+    return pending["pending"] == 0 and await store.redis.xlen(store.keys.stream) == 0
