@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -50,6 +51,9 @@ class WorkerMetrics:
 @functools.cache
 def worker_metrics() -> WorkerMetrics:
     """This process's metrics, created on first use."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:  # meant for the API, but an env file shared with the API may set it here too
+        os.makedirs(directory, exist_ok=True)
     return WorkerMetrics()
 
 
