@@ -1,0 +1,84 @@
+"""Smoke tests of the benchmark tools: each runs briefly on its own private stack and prints
+its figures. The figures themselves are not asserted (tests assert behaviour, never timings)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.helpers import ROOT, free_port
+
+
+def _tool(*args: str, timeout: float = 50) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def test_worker_bench_drains_and_verifies_every_task() -> None:
+    done = _tool("tools/worker_bench.py", "--tasks", "300", "--concurrency", "50")
+
+    assert done.returncode == 0, done.stderr
+    assert "tasks/s" in done.stdout
+    assert "verified: 300/300 DONE, 300 of them at seq 3" in done.stdout
+
+
+def test_load_test_submits_and_follows_tasks_over_sse() -> None:
+    done = _tool("tools/load_test.py", "--concurrency", "8", "--requests", "40", "--follow", "sse")
+
+    assert done.returncode == 0, done.stderr
+    assert "submitted 40 in" in done.stdout and "req/s (202: 40)" in done.stdout
+    assert "completed 40 tasks" in done.stdout and "{'DONE': 40}" in done.stdout
+    assert "wait until DONE" in done.stdout and "p99" in done.stdout
+
+
+def test_load_test_can_poll_instead() -> None:
+    done = _tool("tools/load_test.py", "--concurrency", "4", "--requests", "12", "--follow", "poll")
+
+    assert done.returncode == 0, done.stderr
+    assert "completed 12 tasks" in done.stdout
+
+
+def test_tools_refuse_anything_but_loopback() -> None:
+    done = _tool("tools/load_test.py", "--url", "http://192.0.2.1:8000", "--requests", "1")
+
+    assert done.returncode != 0
+    assert "only ever target 127.0.0.1" in done.stderr
+
+
+def test_profile_worker_writes_a_prof_file(tmp_path: Path) -> None:
+    out = tmp_path / "worker.prof"
+
+    done = _tool("tools/profile.py", "worker", "--seconds", "1", "--prefill", "100", "--out", str(out))
+
+    assert done.returncode == 0, done.stderr
+    assert out.stat().st_size > 0
+    assert f"snakeviz {out}" in done.stdout
+
+
+def test_profile_api_serves_while_profiling(tmp_path: Path) -> None:
+    out, port = tmp_path / "api.prof", free_port()
+    args = ["tools/profile.py", "api", "--seconds", "4", "--port", str(port), "--out", str(out)]
+    proc = subprocess.Popen([sys.executable, *args], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+
+    answer = _post_when_up(f"http://127.0.0.1:{port}")
+    stdout, _ = proc.communicate(timeout=30)
+
+    assert answer.status_code == 202
+    assert proc.returncode == 0
+    assert out.stat().st_size > 0 and "snakeviz" in stdout
+
+
+def _post_when_up(url: str, timeout: float = 15) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return httpx.post(f"{url}/tasks", json={"prompt": "profiled"}, timeout=5)
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
