@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+from redis import Redis
 
 from server.settings import Settings
+from taskstore import Keys
 from tests.helpers import ROOT, spawn_worker
 
 CHROMIUM = Path(os.environ.get("TASKCAST_CHROMIUM", "/usr/bin/chromium"))
@@ -78,3 +81,14 @@ def worker_process(settings: Settings) -> Iterator[Callable[[], subprocess.Popen
 @pytest.fixture
 def worker(worker_process: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
     return worker_process()
+
+
+def wait_until_status(settings: Settings, task_id: str, status: str, timeout: float = 15.0) -> None:
+    """Poll the task's hash (the source of truth) until it has `status`, without the API."""
+    key = Keys(prefix=settings.key_prefix, queue=settings.queue_key).task(task_id)
+    deadline = time.monotonic() + timeout
+    with Redis.from_url(settings.redis_url) as redis:
+        while (current := redis.hget(key, "status")) != status.encode():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"task {task_id} still {current!r} after {timeout} s, wanted {status}")
+            time.sleep(0.05)

@@ -7,11 +7,12 @@ import re
 import shutil
 import subprocess
 
+import pytest
 from playwright.sync_api import Locator, Page, expect
 
 from server.main import create_app
 from server.settings import Settings
-from tests.browser.conftest import ARTIFACTS
+from tests.browser.conftest import ARTIFACTS, wait_until_status
 from tests.clients.servers import ServedApp
 from tests.conftest import LiveServer
 from tests.helpers import ROOT, free_port
@@ -77,16 +78,19 @@ def test_failed_task_shows_its_error(
     expect(task.locator("pre.result")).to_be_hidden()
 
 
+@pytest.mark.parametrize("ends", ["while_the_api_is_down", "after_the_restart"])
 def test_page_reconnects_after_the_api_restarts(
-    page: Page, settings: Settings, worker: subprocess.Popen[bytes]
+    page: Page, settings: Settings, worker: subprocess.Popen[bytes], ends: str
 ) -> None:
     port = free_port()
     first = ServedApp(create_app(settings), port=port).start()
     page.goto(first.url)
-    task = _submit(page, "hello restart", duration=2, steps=4)
+    task = _submit(page, "hello restart", duration=1.5 if ends == "while_the_api_is_down" else 4, steps=3)
     expect(task).to_have_attribute("data-status", "RUNNING")
 
     first.stop()
+    if ends == "while_the_api_is_down":
+        wait_until_status(settings, task.get_attribute("data-task-id") or "", "DONE")
     second = ServedApp(create_app(settings), port=port).start()
     try:
         expect(task).to_have_attribute("data-status", "DONE", timeout=SLOW)
