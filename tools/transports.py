@@ -2,6 +2,7 @@
 
 Each transport is an async generator of state dicts that starts after a given seq and raises:
   TaskNotFound   the API says the task is unknown or expired (404, WebSocket close 4404)
+  ApiError(401)  the API wants a (different) API key (401, WebSocket close 4401)
   Refused        an answer that is not the stream asked for (403, 502, text/html, ...): this
                  transport does not work here, fall back at once
   httpx.TransportError / OSError / websockets errors: the connection failed or dropped
@@ -25,6 +26,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 State = dict[str, Any]
 TERMINAL = frozenset({"DONE", "FAILED", "CANCELLED"})
 WS_NOT_FOUND = 4404
+WS_UNAUTHORIZED = 4401
 NEEDS_KEY = "the server wants an API key (--api-key, or TaskcastClient(api_key=...))"
 
 
@@ -129,8 +131,11 @@ async def websocket(
             raise ApiError(401, NEEDS_KEY) from e
         raise Refused("ws", f"handshake answered HTTP {e.response.status_code}") from e
     except ConnectionClosed as e:
-        if e.rcvd is not None and e.rcvd.code == WS_NOT_FOUND:
+        code = e.rcvd.code if e.rcvd is not None else None
+        if code == WS_NOT_FOUND:
             raise TaskNotFound(task_id) from e
+        if code == WS_UNAUTHORIZED:
+            raise ApiError(401, NEEDS_KEY) from e
         raise
 
 

@@ -137,3 +137,31 @@ async def test_auto_falls_back_when_the_sse_stream_keeps_ending_early(
     _assert_one_pass(states, "DONE")
     assert client.transport == "ws"
     assert len(proxy.last_event_ids) == client.retries
+
+
+@pytest.mark.parametrize("transport", ["sse", "ws", "poll"])
+async def test_watch_sends_the_api_key_on_every_transport(
+    start_server: Callable[..., LiveServer], worker: Runner, transport: Any
+) -> None:
+    server = start_server(api_key="s3cret")
+
+    async with TaskcastClient(server.url, api_key="s3cret") as client:
+        states = await _follow(client, transport, duration=0.1)
+
+    _assert_one_pass(states, "DONE")
+
+
+@pytest.mark.parametrize("transport", ["auto", "sse", "ws", "poll"])
+async def test_watch_with_a_wrong_key_raises_401_at_once(
+    start_server: Callable[..., LiveServer], transport: Any
+) -> None:
+    server = start_server(api_key="s3cret")
+    async with TaskcastClient(server.url, api_key="s3cret") as owner:
+        task_id = (await owner.submit("hello key", duration=30))["task_id"]
+
+    async with TaskcastClient(server.url, api_key="wrong") as client:
+        with pytest.raises(ApiError) as exc:
+            async for _ in client.watch(task_id, transport=transport):
+                pass
+
+    assert exc.value.status == 401

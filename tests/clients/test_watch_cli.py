@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -114,6 +115,18 @@ async def test_cli_falls_back_to_polling_when_streams_are_blocked(
     assert "DONE" in run.states[-1]
     assert "content-type text/html" in run.err
     assert "via poll" in run.err
+
+
+async def test_cli_sends_the_api_key(start_server: Callable[..., LiveServer], worker: Runner) -> None:
+    server = start_server(api_key="s3cret")
+
+    run = await _watch("hello key", "--api-key", "s3cret", "--url", server.url)
+    refused = await _watch("hello key", "--url", server.url)
+
+    assert run.code == 0, run.err
+    assert "DONE" in run.states[-1]
+    assert refused.code == 3
+    assert "401" in refused.err
 
 
 async def test_cli_runs_as_a_module_too(live_server: LiveServer, worker: Runner) -> None:
