@@ -26,11 +26,6 @@ log = logging.getLogger(__name__)
 
 MoveFuture = asyncio.Future[Moved | TransitionRejected]
 
-# Round trips in flight at once. One leaves Redis idle while the worker packs the next batch and
-# the worker idle while Redis runs it; two let them overlap. Order is safe: whatever depends on a
-# write (the ack after a terminal move, DONE after RUNNING) is queued only once that write resolved.
-IN_FLIGHT = 2
-
 
 class Batcher:
     def __init__(self, store: TaskStore, queue: TaskQueue) -> None:
@@ -69,22 +64,12 @@ class Batcher:
         self._wake.set()
 
     async def run(self) -> None:
-        in_flight: set[asyncio.Task[None]] = set()
         while True:
             await self._wake.wait()
             self._wake.clear()
-            if not self._empty():
-                while len(in_flight) >= IN_FLIGHT:
-                    done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                    for task in done:
-                        task.result()  # a flush handles Redis errors itself; anything else is a bug
-                in_flight.add(asyncio.create_task(self.flush()))
-            if self._closing:
-                await asyncio.gather(*in_flight)
-                in_flight.clear()
-                if self._empty():
-                    return
-                self._wake.set()
+            await self.flush()
+            if self._closing and self._empty():
+                return
 
     async def flush(self) -> None:
         moves, self._moves = self._moves, []
