@@ -17,7 +17,7 @@ from typing import Annotated
 from fastapi import Query, Response
 
 from server.hub import Hub
-from server.subscriber import Event, Subscriber, SubscriberClosed
+from server.subscriber import Event, Subscriber, SubscriberClosed, parse_seq
 
 MAX_WAIT = 60.0
 JSON = "application/json"
@@ -78,9 +78,6 @@ def not_modified(seq: int) -> Response:
 
 def etag_seq(if_none_match: str | None) -> int:
     """The largest seq named in an If-None-Match header (`"7"`, `W/"7"`), else 0."""
-    seqs = [
-        int(tag)
-        for tag in (t.strip().removeprefix("W/").strip('"') for t in (if_none_match or "").split(","))
-        if tag.isdigit()
-    ]
+    tags = (t.strip().removeprefix("W/").strip('"') for t in (if_none_match or "").split(","))
+    seqs = [seq for seq in map(parse_seq, tags) if seq is not None]
     return max(seqs, default=0)

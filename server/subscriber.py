@@ -20,6 +20,20 @@ class Event:
     terminal: bool
 
 
+MAX_SEQ_DIGITS = 18  # a Redis seq is an int64; int() refuses strings over 4300 digits
+
+
+def parse_seq(text: str) -> int | None:
+    """A seq a client sent (Last-Event-ID, an ETag, last_seq) as an int; None if it is not one.
+
+    Only ASCII digits count: `str.isdigit()` also accepts "²" and "①", which `int()` refuses.
+    """
+    text = text.strip()
+    if text.isascii() and text.isdigit() and len(text) <= MAX_SEQ_DIGITS:
+        return int(text)
+    return None
+
+
 class SubscriberClosed(Exception):
     """The subscriber was closed by the hub (shutdown) or by its owner."""
 

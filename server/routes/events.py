@@ -17,7 +17,7 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 from server.deps import HubDep, SettingsDep
 from server.hub import Hub
 from server.metrics import StreamMeter
-from server.subscriber import Event, Subscriber, SubscriberClosed
+from server.subscriber import Event, Subscriber, SubscriberClosed, parse_seq
 
 router = APIRouter(tags=["events"])
 
@@ -108,6 +108,4 @@ def _encode(event: Event) -> bytes:
 
 
 def _seq(value: str | None) -> int:
-    if value is None or not value.strip().isdigit():
-        return 0
-    return int(value)
+    return (parse_seq(value) if value is not None else None) or 0

@@ -22,7 +22,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from server.hub import Hub, TooManyStreams
 from server.metrics import StreamMeter
 from server.settings import Settings
-from server.subscriber import Event, Subscriber, SubscriberClosed, TooManyNotices
+from server.subscriber import Event, Subscriber, SubscriberClosed, TooManyNotices, parse_seq
 from taskstore import TaskNotFound
 
 router = APIRouter()
@@ -193,6 +193,6 @@ def _settings(websocket: WebSocket) -> Settings:
 def _int(value: object) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return max(0, value)
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
+    if isinstance(value, str):
+        return parse_seq(value) or 0
     return 0

@@ -135,3 +135,14 @@ async def test_openapi_documents_wait_and_seq(client: httpx.AsyncClient) -> None
 
     assert "Long-poll" in params["wait"]["description"]
     assert "seq" in params["seq"]["description"]
+
+
+async def test_long_poll_ignores_an_etag_that_is_not_an_ascii_seq(client: httpx.AsyncClient) -> None:
+    task_id = await submit(client)
+
+    response = await client.get(
+        f"/tasks/{task_id}", params={"wait": 0.2}, headers={"If-None-Match": '"²"'.encode("latin-1")}
+    )
+
+    assert response.status_code == 200
+    assert response.json()["seq"] == 1

@@ -112,3 +112,16 @@ async def test_progress_is_pushed_while_the_task_runs(
 
     progress = [e["data"]["progress"] for e in events if e["data"]["status"] == "RUNNING"]
     assert progress[-1] == 1.0 and len(progress) >= 3
+
+
+async def test_last_event_id_that_is_not_an_ascii_seq_counts_as_none(client: httpx.AsyncClient) -> None:
+    task_id = await submit(client)
+    await client.delete(f"/tasks/{task_id}")
+
+    superscript = await client.get(
+        f"/tasks/{task_id}/events", headers={"Last-Event-ID": "²".encode("latin-1")}
+    )
+    huge = await client.get(f"/tasks/{task_id}/events", params={"last_event_id": "9" * 5000})
+
+    assert (superscript.status_code, huge.status_code) == (200, 200)
+    assert "CANCELLED" in superscript.text and "CANCELLED" in huge.text

@@ -125,3 +125,21 @@ async def test_subscriptions_per_socket_are_capped(
 
     assert [a[-1]["op"] for a in answers] == ["subscribed", "subscribed", "error"]
     assert "limit" in answers[-1][-1]["error"]
+
+
+@pytest.mark.parametrize("last_seq", ["²", "9" * 5000])
+async def test_last_seq_that_is_not_an_ascii_seq_counts_as_none(
+    live_server: LiveServer, client: httpx.AsyncClient, last_seq: str
+) -> None:
+    task_id = await submit(client)
+
+    async with aconnect_ws(f"{live_server.url}/ws", client) as ws:
+        await ws.send_text(
+            orjson.dumps({"op": "subscribe", "task_id": task_id, "last_seq": last_seq}).decode()
+        )
+        multiplexed = await _until(ws, lambda f: f.get("task_id") == task_id and "status" in f)
+    async with aconnect_ws(f"{live_server.url}/tasks/{task_id}/ws?last_seq={last_seq}", client) as ws:
+        single = orjson.loads(await ws.receive_text())
+
+    assert multiplexed[0] == {"op": "subscribed", "task_id": task_id}
+    assert multiplexed[-1]["status"] == single["status"] == "PENDING"
