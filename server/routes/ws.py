@@ -113,15 +113,27 @@ async def _drain(websocket: WebSocket) -> None:
     """Read (and ignore) what the client sends, to notice when it goes away."""
     try:
         while True:
-            await websocket.receive_text()
+            await _receive_text(websocket)
     except WebSocketDisconnect:
         return
+
+
+async def _receive_text(websocket: WebSocket) -> str | None:
+    """The next frame's text, None for a binary frame; WebSocketDisconnect once the client left.
+
+    Starlette's `receive_text()` raises KeyError on a binary frame, which crashed the handler.
+    """
+    message = await websocket.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", CLOSE_NORMAL), message.get("reason"))
+    text: str | None = message.get("text")
+    return text
 
 
 async def _receive_ops(websocket: WebSocket, sub: Subscriber, settings: Settings, hub: Hub) -> None:
     try:
         while True:
-            reply = await _apply(await websocket.receive_text(), sub, settings, hub)
+            reply = await _apply(await _receive_text(websocket), sub, settings, hub)
             if reply is not None:
                 sub.notify(orjson.dumps(reply))
     except WebSocketDisconnect:
@@ -130,8 +142,10 @@ async def _receive_ops(websocket: WebSocket, sub: Subscriber, settings: Settings
         await websocket.close(CLOSE_POLICY, "too many unread error frames")
 
 
-async def _apply(text: str, sub: Subscriber, settings: Settings, hub: Hub) -> dict[str, Any] | None:
+async def _apply(text: str | None, sub: Subscriber, settings: Settings, hub: Hub) -> dict[str, Any] | None:
     """Carry out one client frame; the control frame to answer with."""
+    if text is None:
+        return {"op": "error", "error": "binary frames are not supported; send JSON text frames"}
     try:
         frame = orjson.loads(text)
     except orjson.JSONDecodeError as e:

@@ -143,3 +143,34 @@ async def test_last_seq_that_is_not_an_ascii_seq_counts_as_none(
 
     assert multiplexed[0] == {"op": "subscribed", "task_id": task_id}
     assert multiplexed[-1]["status"] == single["status"] == "PENDING"
+
+
+async def test_binary_frame_gets_an_error_frame_and_the_socket_stays_usable(
+    live_server: LiveServer, client: httpx.AsyncClient
+) -> None:
+    task_id = await submit(client)
+    subscribe = {"op": "subscribe", "task_id": task_id}
+
+    async with aconnect_ws(f"{live_server.url}/ws", client) as ws:
+        await ws.send_bytes(orjson.dumps(subscribe))
+        error = orjson.loads(await ws.receive_text())
+        await ws.send_text(orjson.dumps(subscribe).decode())
+        frames = await _until(ws, lambda f: "status" in f)
+
+    assert error["op"] == "error" and "binary" in error["error"]
+    assert frames[0] == {"op": "subscribed", "task_id": task_id}
+    assert frames[-1]["status"] == "PENDING"
+
+
+async def test_binary_frame_on_a_task_socket_is_ignored(
+    live_server: LiveServer, client: httpx.AsyncClient
+) -> None:
+    task_id = await submit(client)
+
+    async with aconnect_ws(f"{live_server.url}/tasks/{task_id}/ws", client) as ws:
+        first = orjson.loads(await ws.receive_text())
+        await ws.send_bytes(b"\x00\xff")
+        await client.delete(f"/tasks/{task_id}")
+        rest = await _frames_until_close(ws)
+
+    assert [first["status"], rest[-1]["status"]] == ["PENDING", "CANCELLED"]
