@@ -26,6 +26,14 @@ log = logging.getLogger(__name__)
 
 MoveFuture = asyncio.Future[Moved | TransitionRejected]
 
+# Round trips in flight at once. With one, the worker idles while Redis runs a batch and Redis
+# idles while the worker builds the next. More overlap them once there is independent work to
+# send, i.e. when the runner reads in bounded batches (measured with reads of 200 and 1000 slots:
+# one in flight 8,600 tasks/s, three 10,500; see docs/performance.md). Order stays safe: whatever
+# depends on a write (the ack after a terminal move, DONE after RUNNING) is queued only once that
+# write resolved, so it always goes in a later round trip.
+IN_FLIGHT = 3
+
 
 class Batcher:
     def __init__(self, store: TaskStore, queue: TaskQueue) -> None:
@@ -64,12 +72,22 @@ class Batcher:
         self._wake.set()
 
     async def run(self) -> None:
+        in_flight: set[asyncio.Task[None]] = set()
         while True:
             await self._wake.wait()
             self._wake.clear()
-            await self.flush()
-            if self._closing and self._empty():
-                return
+            if not self._empty():
+                while len(in_flight) >= IN_FLIGHT:
+                    done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    for task in done:
+                        task.result()  # a flush handles Redis errors itself; anything else is a bug
+                in_flight.add(asyncio.create_task(self.flush()))
+            if self._closing:
+                await asyncio.gather(*in_flight)
+                in_flight.clear()
+                if self._empty():
+                    return
+                self._wake.set()
 
     async def flush(self) -> None:
         moves, self._moves = self._moves, []
