@@ -20,54 +20,32 @@ import time
 from collections.abc import Iterable
 
 import orjson
-from redis.asyncio import Redis
-from redis.asyncio.client import PubSub
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
-from redis.retry import Retry
 
+from server.confirmations import Confirmations
+from server.pubsub_link import Message, PubSubLink
 from server.snapshots import Snapshots
-from server.subscriber import Event, Subscriber
-from taskstore import TaskNotFound, TaskStore, is_terminal
+from server.subscriber import Event, Subscriber, TooManyStreams, decode_event
+from taskstore import TaskNotFound, TaskStore
 
 log = logging.getLogger(__name__)
 
-READ_TIMEOUT = 1.0
-PING_AFTER = 5.0  # seconds of silence before the reader pings, to find a half-open socket
-
-
-class TooManyStreams(Exception):
-    def __init__(self, limit: int) -> None:
-        super().__init__(limit)
-        self.limit = limit
-
-    def __str__(self) -> str:
-        return f"this API process already serves its limit of {self.limit} streams"
-
-
-def decode_event(payload: bytes) -> Event:
-    state = orjson.loads(payload)
-    return Event(state["task_id"], int(state["seq"]), payload, is_terminal(state))
+__all__ = ["Hub", "TooManyStreams"]
 
 
 class Hub:
     def __init__(self, redis_url: str, store: TaskStore, *, resync_seconds: float, max_streams: int) -> None:
-        # Our own client with retries off: a broken connection must surface here, so that we
-        # resync after reconnecting instead of redis-py reconnecting silently.
-        self._redis = Redis.from_url(redis_url, retry=Retry(NoBackoff(), 0), client_name="taskcast-api-hub")
         self.store = store
         self.keys = store.keys
         self.snapshots = Snapshots(store)
         self.resync_seconds = resync_seconds
         self.max_streams = max_streams
+        self._link = PubSubLink(redis_url, self._handle)
+        self._confirmations = Confirmations()
         self._watchers: dict[str, set[Subscriber]] = {}
-        self._confirming: dict[str, tuple[asyncio.Future[None], int]] = {}
         self._subscribers: set[Subscriber] = set()
-        self._pubsub: PubSub | None = None
         self._reader: asyncio.Task[None] | None = None
         self._stopping = False
-        self.connected = False
-        self.last_message = 0.0
         self.reconnects = 0
         self.resyncs = 0
 
@@ -75,7 +53,6 @@ class Hub:
 
     async def start(self) -> None:
         await self._connect()
-        self.snapshots.start()
         self._reader = asyncio.create_task(self._run(), name="hub-reader")
 
     async def stop(self) -> None:
@@ -85,14 +62,16 @@ class Hub:
         if self._reader is not None:
             self._reader.cancel()
             await asyncio.gather(self._reader, return_exceptions=True)
-        await self.snapshots.stop()
-        await self._close_pubsub()
-        await self._redis.aclose()
+        await self._link.aclose()
+
+    @property
+    def connected(self) -> bool:
+        return self._link.connected
 
     @property
     def healthy(self) -> bool:
         alive = self._reader is not None and not self._reader.done()
-        return alive and self.connected
+        return alive and self._link.connected
 
     @property
     def subscriber_count(self) -> int:
@@ -144,12 +123,6 @@ class Hub:
         sub.offer(snapshot)
         return snapshot
 
-    async def _snapshot(self, task_id: str) -> Event:
-        raw = await self.snapshots.read(task_id)
-        if raw is None:
-            raise TaskNotFound(task_id)
-        return decode_event(raw)
-
     async def unwatch(self, sub: Subscriber, task_id: str) -> None:
         sub.forget(task_id)
         watchers = self._watchers.get(task_id)
@@ -160,42 +133,39 @@ class Hub:
             del self._watchers[task_id]
             await self._unsubscribe(task_id)
 
+    async def _snapshot(self, task_id: str) -> Event:
+        raw = await self.snapshots.read(task_id)
+        if raw is None:
+            raise TaskNotFound(task_id)
+        return decode_event(raw)
+
     # -- pub/sub ---------------------------------------------------------------------------
 
     async def _subscribe(self, task_id: str, *, first: bool) -> None:
         """Return once Redis confirmed the task's channel is subscribed."""
         channel = self.keys.channel(task_id)
         if first:
-            future, sent = self._confirming.get(channel, (None, 0))
-            if future is None:
-                future = asyncio.get_running_loop().create_future()
-            self._confirming[channel] = (future, sent + 1)
-            if self._pubsub is not None and self.connected:
-                await self._pubsub.subscribe(channel)
-            # While disconnected, _connect() subscribes every watched channel and confirms.
-        entry = self._confirming.get(channel)
-        if entry is not None:
-            await asyncio.shield(entry[0])
+            self._confirmations.expect(channel)
+            try:
+                await self._link.subscribe(channel)
+            except (RedisError, OSError) as e:
+                # The reader sees the broken link too; its reconnect subscribes every
+                # watched channel and releases this wait.
+                log.warning("subscribe to %s failed (%s); waiting for the reconnect", task_id, e)
+        await self._confirmations.wait(channel)
 
     async def _unsubscribe(self, task_id: str) -> None:
-        if self._pubsub is None or not self.connected:
-            return
         try:
-            await self._pubsub.unsubscribe(self.keys.channel(task_id))
+            await self._link.unsubscribe(self.keys.channel(task_id))
         except (RedisError, OSError) as e:
             log.warning("unsubscribe of %s failed (%s); the reconnect will drop it", task_id, e)
 
-    def _confirmed(self, channel: str) -> None:
-        entry = self._confirming.get(channel)
-        if entry is None:
-            return
-        future, sent = entry
-        if sent > 1:
-            self._confirming[channel] = (future, sent - 1)
-            return
-        del self._confirming[channel]
-        if not future.done():
-            future.set_result(None)
+    def _handle(self, message: Message) -> None:
+        kind, channel, data = message["type"], message.get("channel"), message.get("data")
+        if kind == "message" and isinstance(data, bytes):
+            self._dispatch(data)
+        elif kind == "subscribe" and isinstance(channel, bytes):
+            self._confirmations.confirmed(channel.decode())
 
     def _dispatch(self, payload: bytes) -> None:
         try:
@@ -206,43 +176,21 @@ class Hub:
         for sub in self._watchers.get(event.task_id, ()):
             sub.offer(event)
 
-    def _handle(self, message: dict[str, object]) -> None:
-        self.last_message = time.monotonic()
-        kind, channel = message["type"], message.get("channel")
-        if kind == "message" and isinstance(message["data"], bytes):
-            self._dispatch(message["data"])
-        elif kind == "subscribe" and isinstance(channel, bytes):
-            self._confirmed(channel.decode())
-
     # -- the reader ------------------------------------------------------------------------
 
     async def _run(self) -> None:
         next_resync = time.monotonic() + self.resync_seconds
         while not self._stopping:
             try:
-                await self._read_once()
+                await self._link.read()
                 if time.monotonic() >= next_resync:
                     next_resync = time.monotonic() + self.resync_seconds
                     await self.resync()
             except (TimeoutError, RedisError, OSError) as e:
                 await self._recover(e)
 
-    async def _read_once(self) -> None:
-        pubsub = self._pubsub
-        if pubsub is None:
-            raise ConnectionError("no pub/sub connection")
-        message = await pubsub.get_message(timeout=READ_TIMEOUT)
-        if message is not None:
-            self._handle(message)
-            return
-        silence = time.monotonic() - self.last_message
-        if silence > 2 * PING_AFTER:
-            raise ConnectionError(f"pub/sub connection silent for {silence:.1f} s, even to PING")
-        if silence > PING_AFTER:
-            await pubsub.ping()
-
     async def _recover(self, error: BaseException) -> None:
-        self.connected = False
+        await self._link.close()
         log.warning("hub pub/sub connection lost (%s); reconnecting", error)
         delay = 0.05
         while not self._stopping:
@@ -258,42 +206,11 @@ class Hub:
                 delay = min(delay * 2, 2.0)
 
     async def _connect(self) -> None:
-        await self._close_pubsub()
-        pubsub = self._redis.pubsub()
-        subscribed: set[str] = set()
-        wanted = {self.keys.hub_channel}
-        # Watchers may arrive while we wait for confirmations: loop until none is missing.
-        while missing := wanted - subscribed:
-            await pubsub.subscribe(*missing)
-            await self._await_confirmations(pubsub, missing)
-            subscribed |= missing
-            wanted = {self.keys.hub_channel, *(self.keys.channel(t) for t in self._watchers)}
-        self._pubsub = pubsub
-        self.connected = True
-        self.last_message = time.monotonic()
-        for channel in list(self._confirming):
-            self._confirming[channel] = (self._confirming[channel][0], 1)
-            self._confirmed(channel)
+        await self._link.connect(self._wanted_channels)
+        self._confirmations.confirm_all()
 
-    async def _await_confirmations(self, pubsub: PubSub, channels: set[str]) -> None:
-        pending = set(channels)
-        deadline = time.monotonic() + 5
-        while pending:
-            if time.monotonic() > deadline:
-                raise ConnectionError(f"{len(pending)} SUBSCRIBE confirmations missing after 5 s")
-            message = await pubsub.get_message(timeout=READ_TIMEOUT)
-            if message is not None and message["type"] == "subscribe":
-                pending.discard(message["channel"].decode())
-            elif message is not None:
-                self._handle(message)
-
-    async def _close_pubsub(self) -> None:
-        pubsub, self._pubsub = self._pubsub, None
-        if pubsub is not None:
-            try:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
-            except (RedisError, OSError):
-                pass
+    def _wanted_channels(self) -> set[str]:
+        return {self.keys.hub_channel, *(self.keys.channel(t) for t in self._watchers)}
 
     async def resync(self) -> None:
         """Re-read every watched task (pipelined) and offer what moved."""

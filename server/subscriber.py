@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+
+import orjson
+
+from taskstore import is_terminal
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +40,21 @@ def parse_seq(text: str) -> int | None:
     return None
 
 
+def decode_event(payload: bytes) -> Event:
+    """An event (or snapshot) JSON with its seq and terminality read once, for every subscriber."""
+    state = orjson.loads(payload)
+    return Event(state["task_id"], int(state["seq"]), payload, is_terminal(state))
+
+
+class TooManyStreams(Exception):
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.limit = limit
+
+    def __str__(self) -> str:
+        return f"this API process already serves its limit of {self.limit} streams"
+
+
 class SubscriberClosed(Exception):
     """The subscriber was closed by the hub (shutdown) or by its owner."""
 
@@ -50,6 +71,7 @@ class Subscriber:
         self._slots: dict[str, Event] = {}
         self._notices: deque[bytes] = deque()
         self._wake = asyncio.Event()
+        self._paused = False
         self.closed = False
 
     def offer(self, event: Event) -> None:
@@ -76,9 +98,19 @@ class Subscriber:
         self.closed = True
         self._wake.set()
 
+    @contextmanager
+    def answering(self) -> Iterator[None]:
+        """Hold events back while a client frame is handled, so its answer goes out first."""
+        self._paused = True
+        try:
+            yield
+        finally:
+            self._paused = False
+            self._wake.set()
+
     async def next(self) -> Event | bytes:
         """The next control frame or event to send; SubscriberClosed once closed."""
-        while not (self._notices or self._slots):
+        while not (self._notices or (self._slots and not self._paused)):
             if self.closed:
                 raise SubscriberClosed
             self._wake.clear()

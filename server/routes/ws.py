@@ -133,9 +133,11 @@ async def _receive_text(websocket: WebSocket) -> str | None:
 async def _receive_ops(websocket: WebSocket, sub: Subscriber, settings: Settings, hub: Hub) -> None:
     try:
         while True:
-            reply = await _apply(await _receive_text(websocket), sub, settings, hub)
-            if reply is not None:
-                sub.notify(orjson.dumps(reply))
+            text = await _receive_text(websocket)
+            with sub.answering():  # "subscribed" goes out before the task's first event
+                reply = await _apply(text, sub, settings, hub)
+                if reply is not None:
+                    sub.notify(orjson.dumps(reply))
     except WebSocketDisconnect:
         return
     except TooManyNotices:

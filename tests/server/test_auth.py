@@ -70,7 +70,9 @@ async def test_websocket_with_the_key_in_the_query_works(secured: LiveServer) ->
 
 async def test_websocket_from_a_foreign_origin_closes_4403(live_server: LiveServer) -> None:
     async with httpx.AsyncClient(base_url=live_server.url) as client:
-        async with aconnect_ws(f"{live_server.url}/ws", client, headers={"Origin": "https://evil.example"}) as ws:
+        async with aconnect_ws(
+            f"{live_server.url}/ws", client, headers={"Origin": "https://evil.example"}
+        ) as ws:
             with pytest.raises(WebSocketDisconnect) as exc:
                 await ws.receive_text()
 
