@@ -205,7 +205,7 @@ async def _first_of(*events: asyncio.Event) -> None:
 
 async def run(settings: WorkerSettings, stop: asyncio.Event, *, burst: bool = False) -> None:
     """Connect, work until `stop` (or until nothing is left with `burst`), disconnect."""
-    redis = Redis.from_url(settings.redis_url)
+    redis = Redis.from_url(settings.redis_url, client_name="taskcast-worker")
     try:
         await Runner(settings, redis, timed(load_handler(settings.handler))).run(stop, burst=burst)
     finally:
