@@ -72,6 +72,7 @@ class TaskStore:
         self.retry_after = retry_after
         self.scripts = Scripts()
         self._submits: Coalescer[ScriptCall] = Coalescer(partial(self._pipeline, self.scripts.submit))
+        self._snapshots: Coalescer[ScriptCall] = Coalescer(partial(self._pipeline, self.scripts.snapshot))
 
     async def submit(self, prompt: str, params: dict[str, Any]) -> Submission:
         """Answer from the cache, or create a PENDING task and enqueue it; one round trip.
@@ -91,8 +92,11 @@ class TaskStore:
         return Submission(task_id, cached=False)
 
     async def state(self, task_id: str) -> bytes:
-        """The task's public state as JSON; TaskNotFound when unknown or expired."""
-        raw = await self.scripts.snapshot(self.redis, [self.keys.task(task_id)], [task_id])
+        """The task's public state as JSON; TaskNotFound when unknown or expired.
+
+        Concurrent reads share one round trip, as submits do.
+        """
+        raw = await self._snapshots.call(([self.keys.task(task_id)], [task_id]))
         if raw is None:
             raise TaskNotFound(task_id)
         return bytes(raw)
