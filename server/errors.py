@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
 
 from server.hub import TooManyStreams
 from taskstore import QueueFull, TaskNotFound, TransitionRejected
@@ -27,7 +31,22 @@ async def _too_many_streams(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
 
 
+async def _invalid(_: Request, exc: Exception) -> Response:
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else []
+    # FastAPI's own handler failed with a 500 on two `input`s an error echoes: a body that is
+    # not UTF-8 (bytes, decoded strictly) and a lone surrogate from JSON ("\ud800"), which has
+    # no UTF-8 form. Hence bytes decoded leniently, and ASCII output.
+    detail = jsonable_encoder(errors, custom_encoder={bytes: _lenient_text})
+    body = json.dumps({"detail": detail}, ensure_ascii=True)
+    return Response(body, status_code=422, media_type="application/json")
+
+
+def _lenient_text(raw: bytes) -> str:
+    return raw.decode("utf-8", "backslashreplace")
+
+
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(TooManyStreams, _too_many_streams)
     app.add_exception_handler(TaskNotFound, _not_found)
     app.add_exception_handler(TransitionRejected, _rejected)

@@ -32,7 +32,10 @@ _MAX_PROMPT = next(
 async def _submit(scope: Scope, receive: Receive, send: Send) -> None:
     prompt, params = _parse(await _body(receive), _header(scope, b"content-type"))
     store: TaskStore = scope["app"].state.store
-    sub = await store.submit(prompt, params)
+    try:
+        sub = await store.submit(prompt, params)
+    except orjson.JSONEncodeError as e:
+        raise _unstorable(e) from e
     submitted(sub.task_id, sub.cached)
     if sub.cached:
         result = orjson.Fragment(sub.result_json or b"null")
@@ -91,16 +94,33 @@ def _validate(body: bytes, content_type: str | None) -> TaskRequest:
         )
     value: Any = body
     if content_type and _is_json(content_type):
-        try:
-            value = json.loads(body)
-        except json.JSONDecodeError as e:
-            error = {"type": "json_invalid", "loc": ("body", e.pos), "msg": "JSON decode error", "input": {}}
-            raise RequestValidationError([{**error, "ctx": {"error": e.msg}}], body=e.doc) from e
+        value = _json(body)
     try:
         return TaskRequest.model_validate(value, from_attributes=True)
     except ValidationError as e:
         errors = [{**err, "loc": ("body", *err["loc"])} for err in e.errors(include_url=False)]
         raise RequestValidationError(errors, body=value) from e
+
+
+def _json(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError as e:
+        error = {"type": "json_invalid", "loc": ("body", e.pos), "msg": "JSON decode error", "input": {}}
+        raise RequestValidationError([{**error, "ctx": {"error": e.msg}}], body=e.doc) from e
+    except (UnicodeDecodeError, RecursionError) as e:
+        # Not UTF-8 (FastAPI would answer 400), or nested deeper than json's stack (500).
+        error = {"type": "json_invalid", "loc": ("body", 0), "msg": "JSON decode error", "input": {}}
+        raise RequestValidationError([{**error, "ctx": {"error": str(e)}}]) from e
+
+
+def _unstorable(e: orjson.JSONEncodeError) -> RequestValidationError:
+    # What a JSON parser let through but orjson cannot write: a lone surrogate ("\ud800", only
+    # json.loads accepts it) or nesting deeper than orjson.dumps's 254 levels.
+    msg = f"Value error, params cannot be stored as JSON: {e}"
+    return RequestValidationError(
+        [{"type": "value_error", "loc": ("body", "params"), "msg": msg, "input": None}]
+    )
 
 
 def _is_json(content_type: str) -> bool:

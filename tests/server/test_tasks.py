@@ -137,3 +137,40 @@ async def test_full_queue_answers_503_with_retry_after(settings: Settings, redis
 def test_health_and_readiness(api: TestClient) -> None:
     assert api.get("/healthz").json() == {"status": "ok"}
     assert api.get("/readyz").status_code in (200, 503)
+
+
+def _nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'{"prompt": "\xff\xfe"}', 0),  # not UTF-8
+        (b'{"prompt": "\\ud800"}', "prompt"),  # a lone surrogate: no UTF-8 form
+        (b'{"prompt": "x", "params": {"a": "\\udc00"}}', "params"),
+        (b'{"prompt": "x", "params": {"\\ud800": 1}}', "params"),
+        (b'{"prompt": "x", "params": {"a": ' + _nested(300) + b"}}", "params"),  # deeper than orjson writes
+        (b'{"prompt": "x", "params": {"a": ' + _nested(3000) + b"}}", 0),  # deeper than the parsers read
+        (_nested(900), "body"),
+    ],
+)
+async def test_json_that_cannot_be_stored_answers_422_and_writes_nothing(
+    api: TestClient, redis: Redis, body: bytes, field: str | int
+) -> None:
+    response = api.post("/tasks", content=body, headers={"content-type": "application/json"})
+
+    assert response.status_code == 422
+    assert any(err["loc"][-1] == field for err in response.json()["detail"])
+    assert await _written(redis) == []
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/octet-stream"])
+async def test_non_json_body_that_is_not_utf8_answers_422_and_writes_nothing(
+    api: TestClient, redis: Redis, content_type: str
+) -> None:
+    response = api.post("/tasks", content=b"\xf0\xff prompt", headers={"content-type": content_type})
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body"]
+    assert await _written(redis) == []
