@@ -193,7 +193,15 @@ async def get_task(
     return Response(raw, media_type=JSON, headers={"ETag": etag, "Cache-Control": "no-cache"})
 
 
-@router.delete("/tasks/{task_id}", status_code=202, response_model=TaskState)
+@router.delete(
+    "/tasks/{task_id}",
+    status_code=202,
+    response_model=TaskState,
+    responses={
+        404: {"description": "Unknown or expired"},
+        409: {"description": "Already ended (DONE, FAILED or CANCELLED; the body's `status` says which)"},
+    },
+)
 async def cancel_task(task_id: str, store: StoreDep) -> Response:
     """Cancel a PENDING or RUNNING task; 409 when it already ended."""
     moved = await store.cancel(task_id)

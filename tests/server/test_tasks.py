@@ -174,3 +174,14 @@ async def test_non_json_body_that_is_not_utf8_answers_422_and_writes_nothing(
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body"]
     assert await _written(redis) == []
+
+
+def test_cancel_answers_404_and_409_as_its_schema_documents(api: TestClient) -> None:
+    task_id = api.post("/tasks", json={"prompt": "hello"}).json()["task_id"]
+    api.delete(f"/tasks/{task_id}")
+
+    again, unknown = api.delete(f"/tasks/{task_id}"), api.delete("/tasks/nope")
+
+    documented = api.get("/openapi.json").json()["paths"]["/tasks/{task_id}"]["delete"]["responses"]
+    assert (again.status_code, again.json()["status"], unknown.status_code) == (409, "CANCELLED", 404)
+    assert {"202", "404", "409"} <= documented.keys()
