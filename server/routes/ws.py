@@ -43,11 +43,16 @@ async def task_socket(websocket: WebSocket, task_id: str) -> None:
     except TooManyStreams as e:
         await websocket.close(CLOSE_TRY_LATER, str(e))
         return
+    last_seq = _int(websocket.query_params.get("last_seq"))
     try:
-        await hub.watch(sub, task_id, after_seq=_int(websocket.query_params.get("last_seq")))
+        snapshot = await _watch(hub, sub, task_id, last_seq)
     except TaskNotFound as e:
         await hub.release(sub)
         await websocket.close(CLOSE_NOT_FOUND, str(e))
+        return
+    if snapshot.terminal and last_seq == snapshot.seq:  # the client saw the end (SSE: 204)
+        await hub.release(sub)
+        await websocket.close(CLOSE_NORMAL)
         return
     meter = StreamMeter("ws", task_id)
     try:
@@ -176,10 +181,25 @@ async def _subscribe(
             "task_id": task_id,
         }
     try:
-        await hub.watch(sub, task_id, after_seq=last_seq)
+        snapshot = await _watch(hub, sub, task_id, last_seq)
     except TaskNotFound as e:
         return {"op": "error", "error": str(e), "task_id": task_id, "code": 404}
+    if snapshot.terminal and last_seq == snapshot.seq:
+        await hub.unwatch(sub, task_id)  # the client saw the end: nothing will follow
     return {"op": "subscribed", "task_id": task_id}
+
+
+async def _watch(hub: Hub, sub: Subscriber, task_id: str, last_seq: int) -> Event:
+    """`hub.watch`; a last_seq the task never had resyncs from the snapshot, as SSE does.
+
+    Without that, a client ahead of the task (Redis lost its last writes) got nothing, not
+    even the terminal state, until the task's seq passed the client's.
+    """
+    snapshot = await hub.watch(sub, task_id, after_seq=last_seq)
+    if last_seq > snapshot.seq:
+        sub.seen[task_id] = 0
+        sub.offer(snapshot)
+    return snapshot
 
 
 async def _first_completed(*coroutines: Awaitable[None]) -> None:

@@ -174,3 +174,46 @@ async def test_binary_frame_on_a_task_socket_is_ignored(
         rest = await _frames_until_close(ws)
 
     assert [first["status"], rest[-1]["status"]] == ["PENDING", "CANCELLED"]
+
+
+async def test_last_seq_the_task_never_had_resyncs_from_the_snapshot(
+    live_server: LiveServer, client: httpx.AsyncClient
+) -> None:
+    task_id = await submit(client)  # at seq 1: a client naming seq 5 saw a state that is gone
+
+    async with aconnect_ws(f"{live_server.url}/ws", client) as ws:
+        await ws.send_text(orjson.dumps({"op": "subscribe", "task_id": task_id, "last_seq": 5}).decode())
+        multiplexed = await _until(ws, lambda f: "status" in f)
+    async with aconnect_ws(f"{live_server.url}/tasks/{task_id}/ws?last_seq=5", client) as ws:
+        single = orjson.loads(await ws.receive_text())
+
+    assert multiplexed[-1]["status"] == single["status"] == "PENDING"
+
+
+async def test_task_socket_closes_at_once_when_the_client_saw_the_end(
+    live_server: LiveServer, client: httpx.AsyncClient
+) -> None:
+    task_id = await submit(client)
+    seq = (await client.delete(f"/tasks/{task_id}")).json()["seq"]
+
+    async with aconnect_ws(f"{live_server.url}/tasks/{task_id}/ws?last_seq={seq}", client) as ws:
+        frames = await _frames_until_close(ws)
+
+    assert frames == []
+
+
+async def test_subscribe_to_an_end_the_client_saw_takes_no_subscription_slot(
+    start_server: Callable[..., LiveServer],
+) -> None:
+    server = start_server(max_subscriptions_per_socket=1)
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        ended, other = await submit(client, "ended"), await submit(client, "other")
+        seq = (await client.delete(f"/tasks/{ended}")).json()["seq"]
+        async with aconnect_ws(f"{server.url}/ws", client) as ws:
+            await ws.send_text(orjson.dumps({"op": "subscribe", "task_id": ended, "last_seq": seq}).decode())
+            first = await _until(ws, lambda f: "op" in f)
+            await ws.send_text(orjson.dumps({"op": "subscribe", "task_id": other}).decode())
+            second = await _until(ws, lambda f: "op" in f)
+
+    assert first == [{"op": "subscribed", "task_id": ended}]
+    assert second == [{"op": "subscribed", "task_id": other}]
