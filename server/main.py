@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,6 +19,7 @@ from server.hub import Hub
 from server.routes import events, health, tasks, ws
 from server.settings import Settings, get_settings
 from taskstore import Keys, TaskQueue, TaskStore
+from taskstore.connection import PackedConnection
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -29,7 +31,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # A blocking pool: a burst waits for a free connection instead of failing.
         pool = BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=settings.redis_max_connections, client_name="taskcast-api"
+            settings.redis_url,
+            max_connections=settings.redis_max_connections,
+            client_name="taskcast-api",
+            connection_class=PackedConnection,
         )
         redis = Redis.from_pool(pool)
         keys = Keys(prefix=settings.key_prefix, queue=settings.queue_key)
@@ -51,6 +56,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         await hub.start()
         hub_meter = app.state.hub_meter = metrics.HubMeter(hub).start()
+        # Start-up objects (modules, routes, the OpenAPI schema) never die: moving them out of
+        # the collector's generations keeps full collections, the p99 spikes under load, short.
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:

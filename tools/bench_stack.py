@@ -9,7 +9,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,6 +24,8 @@ class Stack:
     port: int
     redis_url: str
     api: subprocess.Popen[bytes]
+    worker_env: dict[str, str]
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -35,6 +37,15 @@ class Stack:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
         return 0
+
+    def start_worker(self) -> None:
+        self.workers.append(subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=self.worker_env))
+
+    def stop(self) -> None:
+        for proc in (self.api, *self.workers):
+            proc.terminate()
+        for proc in (self.api, *self.workers):
+            proc.wait(timeout=20)
 
 
 def _wait_healthy(url: str, timeout: float = 20) -> None:
@@ -51,8 +62,10 @@ def _wait_healthy(url: str, timeout: float = 20) -> None:
 
 
 @contextmanager
-def start_stack(*, concurrency: int = 64, worker_env: dict[str, str] | None = None) -> Iterator[Stack]:
-    """Redis, `uvicorn server.main:app` and `python -m worker`, stopped on exit."""
+def start_stack(
+    *, concurrency: int = 64, worker_env: dict[str, str] | None = None, worker: bool = True
+) -> Iterator[Stack]:
+    """Redis, `uvicorn server.main:app` and (unless `worker=False`) `python -m worker`."""
     redis = EmbeddedRedis().start()
     port = free_port()
     env = {**os.environ, "REDIS_URL": redis.url, "MAX_CONCURRENCY": str(concurrency), "MAX_STREAMS": "50000"}
@@ -67,15 +80,18 @@ def start_stack(*, concurrency: int = 64, worker_env: dict[str, str] | None = No
         str(port),
     ]
     api_args += ["--no-access-log", "--log-level", "warning", "--backlog", "4096"]
-    api = subprocess.Popen(api_args, cwd=ROOT, env=env)
-    worker = subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env={**env, **(worker_env or {})})
+    stack = Stack(
+        "127.0.0.1",
+        port,
+        redis.url,
+        subprocess.Popen(api_args, cwd=ROOT, env=env),
+        {**env, **(worker_env or {})},
+    )
     try:
-        stack = Stack("127.0.0.1", port, redis.url, api)
+        if worker:
+            stack.start_worker()
         _wait_healthy(stack.url)
         yield stack
     finally:
-        for proc in (api, worker):
-            proc.terminate()
-        for proc in (api, worker):
-            proc.wait(timeout=20)
+        stack.stop()
         redis.remove()

@@ -35,6 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tools.bench_stack import Stack, start_stack
 
 
+class Counter:
+    """Subscribers that have their first event (the snapshot): their stream is open."""
+
+    count = 0
+
+
 def percentile(values: list[float], pct: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))]
@@ -71,33 +77,48 @@ async def post_task(host: str, port: int, prompt: str, params: dict[str, float] 
 
 
 async def sse_until_terminal(
-    host: str, port: int, task_id: str, seen: list[tuple[float, float]] | None
+    host: str, port: int, task_id: str, seen: list[tuple[float, float]] | None, opened: Counter | None = None
 ) -> None:
     request = f"GET /tasks/{task_id}/events HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
     reader, writer, status = await http(host, port, request)
     try:
         if status != 200:
             raise RuntimeError(f"SSE for {task_id} answered {status}")
+        first = True
         async for line in reader:
-            if line.startswith(b"data: ") and _record(line[6:], seen):
-                return
+            if line.startswith(b"data: "):
+                if _record(line[6:], seen, first):
+                    return
+                if first and opened is not None:
+                    opened.count += 1
+                first = False
     finally:
         writer.close()
 
 
-def _record(data: bytes, seen: list[tuple[float, float]] | None) -> bool:
-    """Note when an event arrived; whether it was the terminal one."""
+def _record(data: bytes, seen: list[tuple[float, float]] | None, first: bool) -> bool:
+    """Note when an event arrived; whether it was the terminal one.
+
+    The first event of a stream is the snapshot read from the hash, whose `updated_at` may be
+    long past: it measures nothing about delivery, so it is not recorded.
+    """
     event = orjson.loads(data)
-    if seen is not None:
+    if seen is not None and not first:
         seen.append((time.time(), float(event["updated_at"])))
     return event["status"] in ("DONE", "FAILED", "CANCELLED")
 
 
-async def ws_until_terminal(host: str, port: int, task_id: str, seen: list[tuple[float, float]]) -> None:
+async def ws_until_terminal(
+    host: str, port: int, task_id: str, seen: list[tuple[float, float]], opened: Counter | None = None
+) -> None:
     async with websockets.connect(f"ws://{host}:{port}/tasks/{task_id}/ws", ping_interval=None) as ws:
+        first = True
         async for frame in ws:
-            if _record(frame if isinstance(frame, bytes) else frame.encode(), seen):
+            if _record(frame if isinstance(frame, bytes) else frame.encode(), seen, first):
                 return
+            if first and opened is not None:
+                opened.count += 1
+            first = False
 
 
 class KeepAlive:
@@ -153,6 +174,8 @@ async def latency(stack: Stack, runs: int) -> None:
 
 
 async def fanout(stack: Stack, subscribers: int, tasks: int, duration: float) -> None:
+    """Open every subscriber on PENDING tasks first, then start the worker, so the figures
+    measure fan-out to N open streams, not the time it takes to open them."""
     redis = Redis.from_url(stack.redis_url)
     params = {"duration": duration, "steps": 4}
     ids = [
@@ -161,30 +184,31 @@ async def fanout(stack: Stack, subscribers: int, tasks: int, duration: float) ->
     ]
     base_conns, base_rss = await _api_connections(redis), stack.api_rss()
     seen: list[tuple[float, float]] = []
+    opened = Counter()
     clients = [
-        asyncio.create_task(
-            (sse_until_terminal if n % 2 == 0 else ws_until_terminal)(
-                stack.host, stack.port, ids[n % tasks], seen
-            )
-        )
+        asyncio.create_task(_subscribe(stack, ids[n % tasks], n % 2 == 0, seen, opened))
         for n in range(subscribers)
     ]
-    peak_conns, peak_rss = await _watch_peak(redis, stack, clients)
+    while opened.count < subscribers:
+        failed = next((c for c in clients if c.done() and c.exception()), None)
+        if failed is not None:
+            raise RuntimeError(f"a subscriber failed while opening: {failed.exception()!r}")
+        await asyncio.sleep(0.05)
+    conns, rss = await _api_connections(redis), stack.api_rss()
+    stack.start_worker()
     await asyncio.gather(*clients)
     await redis.aclose()
-    print(f"subscribers={subscribers} (half SSE, half WebSocket) on {tasks} tasks of {duration:g} s")
-    print(f"API Redis connections: {base_conns} idle, {peak_conns} at peak")
-    print(f"API memory: {(peak_rss - base_rss) / subscribers / 1024:.1f} KiB per subscriber")
+    print(f"subscribers={subscribers} (half SSE, half WebSocket) on {tasks} tasks of {duration:g} s, 4 steps")
+    print(f"API Redis connections: {base_conns} before the subscribers, {conns} with all of them open")
+    print(f"API memory: {(rss - base_rss) / subscribers / 1024:.1f} KiB per open subscriber")
     report("publish -> receipt", [max(0.0, got - stamped) for got, stamped in seen])
 
 
-async def _watch_peak(redis: Redis, stack: Stack, clients: list[asyncio.Task[None]]) -> tuple[int, int]:
-    peak_conns = peak_rss = 0
-    while not all(c.done() for c in clients):
-        peak_conns = max(peak_conns, await _api_connections(redis))
-        peak_rss = max(peak_rss, stack.api_rss())
-        await asyncio.sleep(0.1)
-    return peak_conns, peak_rss
+async def _subscribe(
+    stack: Stack, task_id: str, sse: bool, seen: list[tuple[float, float]], opened: Counter
+) -> None:
+    watch = sse_until_terminal if sse else ws_until_terminal
+    await watch(stack.host, stack.port, task_id, seen, opened)
 
 
 async def _api_connections(redis: Redis) -> int:
@@ -211,7 +235,8 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=100)
     parser.add_argument("--duration", type=float, default=3.0, help="seconds each fan-out task runs")
     args = parser.parse_args()
-    with more_files(), start_stack(concurrency=max(args.tasks, 5)) as stack:
+    worker = args.mode == "latency"
+    with more_files(), start_stack(concurrency=max(args.tasks, 5), worker=worker) as stack:
         if args.mode == "latency":
             asyncio.run(latency(stack, args.runs))
         else:

@@ -15,6 +15,7 @@ Every loop survives Redis going away (worker/loops.py): it backs off and carries
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 from collections.abc import Coroutine
@@ -26,6 +27,7 @@ from redis.exceptions import ResponseError
 
 from taskstore import TERMINAL, Entry, Keys, Move, Moved, TaskQueue, TaskStatus, TaskStore, decode_state
 from taskstore import TransitionRejected as Rejected
+from taskstore.connection import PackedConnection
 from worker.attempt import Executor, Job
 from worker.batch import Batcher
 from worker.handlers import Handler, load_handler
@@ -205,8 +207,14 @@ async def _first_of(*events: asyncio.Event) -> None:
 
 async def run(settings: WorkerSettings, stop: asyncio.Event, *, burst: bool = False) -> None:
     """Connect, work until `stop` (or until nothing is left with `burst`), disconnect."""
-    redis = Redis.from_url(settings.redis_url, client_name="taskcast-worker")
+    redis = Redis.from_url(
+        settings.redis_url, client_name="taskcast-worker", connection_class=PackedConnection
+    )
+    runner = Runner(settings, redis, timed(load_handler(settings.handler)))
+    # Nothing created so far is garbage: keep it out of every future collection's scan.
+    gc.collect()
+    gc.freeze()
     try:
-        await Runner(settings, redis, timed(load_handler(settings.handler))).run(stop, burst=burst)
+        await runner.run(stop, burst=burst)
     finally:
         await redis.aclose()

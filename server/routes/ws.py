@@ -103,7 +103,9 @@ async def _send_events(
         frame = item.payload if isinstance(item, Event) else item
         meter.sent(item)
         try:
-            await asyncio.wait_for(websocket.send_text(frame.decode()), settings.send_timeout)
+            # asyncio.timeout, not wait_for: no task per frame on Python 3.11.
+            async with asyncio.timeout(settings.send_timeout):
+                await websocket.send_text(frame.decode())
         except TimeoutError:
             await websocket.close(CLOSE_POLICY, "client too slow; reconnect to resync")
             return
