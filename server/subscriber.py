@@ -20,10 +20,14 @@ from taskstore import is_terminal
 
 @dataclass(frozen=True, slots=True)
 class Event:
+    """One task state, encoded once for every subscriber it goes to."""
+
     task_id: str
     seq: int
     payload: bytes
     terminal: bool
+    text: str  # the WebSocket frame
+    sse: bytes  # the Server-Sent Event: `id: <seq>`, `event: task`, `data: <payload>`
 
 
 MAX_SEQ_DIGITS = 18  # a Redis seq is an int64; int() refuses strings over 4300 digits
@@ -43,7 +47,9 @@ def parse_seq(text: str) -> int | None:
 def decode_event(payload: bytes) -> Event:
     """An event (or snapshot) JSON with its seq and terminality read once, for every subscriber."""
     state = orjson.loads(payload)
-    return Event(state["task_id"], int(state["seq"]), payload, is_terminal(state))
+    seq = int(state["seq"])
+    sse = b"id: %d\r\nevent: task\r\ndata: %s\r\n\r\n" % (seq, payload)
+    return Event(state["task_id"], seq, payload, is_terminal(state), payload.decode(), sse)
 
 
 class TooManyStreams(Exception):

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 import anyio
 from fastapi import APIRouter, Header, Query, Response
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import EventSourceResponse
 
 from server.deps import HubDep, SettingsDep
 from server.hub import Hub
@@ -55,7 +55,7 @@ async def task_events(
     if snapshot.terminal:
         # The whole stream is known: one event, sent without the streaming machinery.
         await hub.release(sub)
-        return Response(_encode(snapshot), media_type="text/event-stream", headers=STREAM_HEADERS)
+        return Response(snapshot.sse, media_type="text/event-stream", headers=STREAM_HEADERS)
     if after > snapshot.seq:  # a seq this task never had: resync from the snapshot
         sub.seen[task_id] = 0
         sub.offer(snapshot)
@@ -70,9 +70,7 @@ async def task_events(
     )
 
 
-async def _stream(
-    hub: Hub, sub: Subscriber, shutdown: anyio.Event, task_id: str
-) -> AsyncIterator[ServerSentEvent]:
+async def _stream(hub: Hub, sub: Subscriber, shutdown: anyio.Event, task_id: str) -> AsyncIterator[bytes]:
     # On shutdown, end the stream cleanly rather than be cut off: the client then reconnects
     # with Last-Event-ID to another (or the restarted) process.
     closer = asyncio.create_task(_close_on(shutdown, sub))
@@ -83,7 +81,7 @@ async def _stream(
             if not isinstance(item, Event):
                 continue
             meter.sent(item)
-            yield _event(item)
+            yield item.sse
             if item.terminal:
                 return
     except SubscriberClosed:
@@ -97,14 +95,6 @@ async def _stream(
 async def _close_on(shutdown: anyio.Event, sub: Subscriber) -> None:
     await shutdown.wait()
     sub.close()
-
-
-def _event(event: Event) -> ServerSentEvent:
-    return ServerSentEvent(event.payload.decode(), id=str(event.seq), event="task")
-
-
-def _encode(event: Event) -> bytes:
-    return _event(event).encode()
 
 
 def _seq(value: str | None) -> int:

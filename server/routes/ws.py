@@ -100,12 +100,12 @@ async def _send_events(
         except SubscriberClosed:
             await websocket.close(CLOSE_TRY_LATER, "server shutting down")
             return
-        frame = item.payload if isinstance(item, Event) else item
+        frame = item.text if isinstance(item, Event) else item.decode()
         meter.sent(item)
         try:
             # asyncio.timeout, not wait_for: no task per frame on Python 3.11.
             async with asyncio.timeout(settings.send_timeout):
-                await websocket.send_text(frame.decode())
+                await websocket.send_text(frame)
         except TimeoutError:
             await websocket.close(CLOSE_POLICY, "client too slow; reconnect to resync")
             return

@@ -6,7 +6,8 @@ from server.subscriber import Event, Subscriber
 
 
 def _event(seq: int, *, terminal: bool = False, task_id: str = "t") -> Event:
-    return Event(task_id, seq, b'{"seq": %d}' % seq, terminal)
+    payload = b'{"seq": %d}' % seq
+    return Event(task_id, seq, payload, terminal, payload.decode(), b"data: " + payload)
 
 
 async def test_a_newer_state_replaces_an_unsent_older_one() -> None:
