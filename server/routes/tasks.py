@@ -102,9 +102,14 @@ def _validate(body: bytes, content_type: str | None) -> TaskRequest:
         raise RequestValidationError(errors, body=value) from e
 
 
+def _reject_constant(name: str) -> Any:
+    # json.loads takes NaN and ±Infinity, which are not JSON; orjson (the fast path) refuses them.
+    raise json.JSONDecodeError(f"{name} is not valid JSON", name, 0)
+
+
 def _json(body: bytes) -> Any:
     try:
-        return json.loads(body)
+        return json.loads(body, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
         error = {"type": "json_invalid", "loc": ("body", e.pos), "msg": "JSON decode error", "input": {}}
         raise RequestValidationError([{**error, "ctx": {"error": e.msg}}], body=e.doc) from e

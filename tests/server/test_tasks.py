@@ -185,3 +185,15 @@ def test_cancel_answers_404_and_409_as_its_schema_documents(api: TestClient) -> 
     documented = api.get("/openapi.json").json()["paths"]["/tasks/{task_id}"]["delete"]["responses"]
     assert (again.status_code, again.json()["status"], unknown.status_code) == (409, "CANCELLED", 404)
     assert {"202", "404", "409"} <= documented.keys()
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+async def test_non_json_number_constants_answer_422_and_write_nothing(
+    api: TestClient, redis: Redis, constant: str
+) -> None:
+    body = b'{"prompt": "x", "params": {"n": %s}}' % constant.encode()
+
+    response = api.post("/tasks", content=body, headers={"content-type": "application/json"})
+
+    assert response.status_code == 422
+    assert await _written(redis) == []
