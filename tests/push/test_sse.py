@@ -4,6 +4,8 @@ import asyncio
 from collections.abc import Callable
 
 import httpx
+import pytest
+from httpx_ws import WebSocketDisconnect, aconnect_ws
 
 from tests.conftest import LiveServer
 from tests.factories import submit
@@ -125,3 +127,22 @@ async def test_last_event_id_that_is_not_an_ascii_seq_counts_as_none(client: htt
 
     assert (superscript.status_code, huge.status_code) == (200, 200)
     assert "CANCELLED" in superscript.text and "CANCELLED" in huge.text
+
+
+async def test_streams_past_the_process_limit_are_refused_with_503_and_1013(
+    start_server: Callable[..., LiveServer],
+) -> None:
+    server = start_server(max_streams=1)
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        task_id = await submit(client)
+        async with client.stream("GET", f"/tasks/{task_id}/events") as first:
+            events = sse_events(first)
+            await anext(events)
+
+            refused = await client.get(f"/tasks/{task_id}/events")
+            async with aconnect_ws(f"{server.url}/tasks/{task_id}/ws", client) as ws:
+                with pytest.raises(WebSocketDisconnect) as closed:
+                    await ws.receive_text()
+
+    assert refused.status_code == 503 and "retry-after" in refused.headers
+    assert closed.value.code == 1013
