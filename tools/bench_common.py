@@ -63,11 +63,18 @@ def api_command(port: int) -> list[str]:
 @contextmanager
 def api_process(redis: str, **settings: str | int) -> Iterator[str]:
     """`uvicorn server.main:app` on a free loopback port; yields its base URL."""
+    with api_child(redis, **settings) as (url, _):
+        yield url
+
+
+@contextmanager
+def api_child(redis: str, **settings: str | int) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Like `api_process`, and the process too (for its memory or CPU)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with child(api_command(port), child_env(redis, **settings)):
+    with child(api_command(port), child_env(redis, **settings)) as proc:
         wait_healthy(url)
-        yield url
+        yield url, proc
 
 
 @contextmanager
@@ -134,6 +141,17 @@ def machine() -> str:
     except OSError:
         pass
     return f"{model}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process (Linux /proc), 0 when unknown."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def cpu_seconds(pid: int) -> float:

@@ -3,9 +3,9 @@
     python tools/push_bench.py latency --runs 2000
     python tools/push_bench.py fanout --subscribers 10000 --tasks 100
 
-It starts its own stack on loopback (a private redis-server, one API process, one worker) unless
---url and --redis-url name a running one. Clients speak raw HTTP/1.1 and WebSocket so the
-figures measure the service, not a heavy client library.
+It starts its own stack on loopback (a private redis-server, one API process, one worker).
+Clients speak raw HTTP/1.1 and WebSocket so the figures measure the service, not a heavy
+client library.
 
 latency: one task at a time: POST /tasks -> open its SSE stream -> the terminal event arrives.
 fanout:  N subscribers (half SSE, half WebSocket) on M running tasks; prints the API's Redis
@@ -22,9 +22,11 @@ import resource
 import statistics
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import orjson
 import websockets
@@ -32,18 +34,38 @@ from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tools.bench_stack import Stack, start_stack
+from tools.bench_common import api_child, percentile, redis_url, rss_bytes, worker_process
+
+
+@dataclass
+class Stack:
+    host: str
+    port: int
+    redis_url: str
+    api_pid: int
+    start_worker: Callable[[], None]
+
+
+@contextmanager
+def start_stack(*, concurrency: int, worker: bool) -> Iterator[Stack]:
+    """A private Redis and one API process; the worker now, or when `start_worker()` is called."""
+    with ExitStack() as running:
+        redis = running.enter_context(redis_url(None))
+        url, api = running.enter_context(api_child(redis, max_streams=50_000))
+
+        def start_worker() -> None:
+            running.enter_context(worker_process(redis, max_concurrency=concurrency))
+
+        if worker:
+            start_worker()
+        address = urlsplit(url)
+        yield Stack(address.hostname or "127.0.0.1", address.port or 80, redis, api.pid, start_worker)
 
 
 class Counter:
     """Subscribers that have their first event (the snapshot): their stream is open."""
 
     count = 0
-
-
-def percentile(values: list[float], pct: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * pct / 100))]
 
 
 def report(name: str, values: list[float]) -> None:
@@ -182,7 +204,7 @@ async def fanout(stack: Stack, subscribers: int, tasks: int, duration: float) ->
         await post_task(stack.host, stack.port, f"fanout {i} {os.urandom(4).hex()}", params)
         for i in range(tasks)
     ]
-    base_conns, base_rss = await _api_connections(redis), stack.api_rss()
+    base_conns, base_rss = await _api_connections(redis), rss_bytes(stack.api_pid)
     seen: list[tuple[float, float]] = []
     opened = Counter()
     clients = [
@@ -194,7 +216,7 @@ async def fanout(stack: Stack, subscribers: int, tasks: int, duration: float) ->
         if failed is not None:
             raise RuntimeError(f"a subscriber failed while opening: {failed.exception()!r}")
         await asyncio.sleep(0.05)
-    conns, rss = await _api_connections(redis), stack.api_rss()
+    conns, rss = await _api_connections(redis), rss_bytes(stack.api_pid)
     stack.start_worker()
     await asyncio.gather(*clients)
     await redis.aclose()

@@ -36,6 +36,22 @@ def test_load_test_submits_and_follows_tasks_over_sse() -> None:
     assert "wait until DONE" in done.stdout and "p99" in done.stdout
 
 
+def test_push_bench_measures_end_to_end_latency() -> None:
+    done = _tool("tools/push_bench.py", "latency", "--runs", "20")
+
+    assert done.returncode == 0, done.stderr
+    assert "submit -> terminal event over SSE" in done.stdout and "n=20" in done.stdout
+
+
+def test_push_bench_fans_out_to_sse_and_websocket_subscribers() -> None:
+    done = _tool("tools/push_bench.py", "fanout", "--subscribers", "40", "--tasks", "4", "--duration", "0.4")
+
+    assert done.returncode == 0, done.stderr
+    assert "subscribers=40" in done.stdout
+    assert "API Redis connections:" in done.stdout and "KiB per open subscriber" in done.stdout
+    assert "publish -> receipt: n=" in done.stdout
+
+
 def test_load_test_can_poll_instead() -> None:
     done = _tool("tools/load_test.py", "--concurrency", "4", "--requests", "12", "--follow", "poll")
 
