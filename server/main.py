@@ -18,7 +18,7 @@ from server.auth import AccessControl
 from server.hub import Hub
 from server.routes import events, health, tasks, ws
 from server.settings import Settings, get_settings
-from taskstore import Keys, TaskQueue, TaskStore
+from taskstore import TaskQueue, TaskStore
 from taskstore.connection import PackedConnection
 
 
@@ -37,7 +37,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             connection_class=PackedConnection,
         )
         redis = Redis.from_pool(pool)
-        keys = Keys(prefix=settings.key_prefix, queue=settings.queue_key)
+        keys = settings.keys
         app.state.settings = settings
         store = app.state.store = TaskStore(
             redis,

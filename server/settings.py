@@ -8,15 +8,12 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from taskstore.config import StoreConfig
 
-class Settings(BaseSettings):
+
+class Settings(BaseSettings, StoreConfig):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
-    redis_url: str = "redis://localhost:6379/0"
-    key_prefix: str = "taskcast"
-    queue_key: str = "task_stream"
-    cache_ttl: int = Field(600, ge=1)
-    result_expiry: int = Field(86400, ge=1)
     max_body_bytes: int = Field(65536, ge=64)
     max_queue_length: int = Field(100_000, ge=0, description="0 means no limit")
     retry_after: int = Field(1, ge=1)

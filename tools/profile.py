@@ -33,7 +33,7 @@ import uvicorn
 from redis.asyncio import Redis
 
 from server.embedded_redis import free_port
-from taskstore import Keys, TaskQueue, TaskStore
+from taskstore import TaskQueue, TaskStore
 from tools.bench_common import NOOP_HANDLER, redis_url
 from worker.runner import run
 from worker.settings import WorkerSettings
@@ -80,7 +80,7 @@ def profile_worker(args: argparse.Namespace, redis: str, profiler: cProfile.Prof
 
 async def _prefill(settings: WorkerSettings, count: int) -> None:
     redis = Redis.from_url(settings.redis_url)
-    keys = Keys(prefix=settings.key_prefix, queue=settings.queue_key)
+    keys = settings.keys
     store, run = TaskStore(redis, keys, max_queue=0), os.urandom(4).hex()
     try:
         await TaskQueue(redis, keys).ensure_group()

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 
-from taskstore import Keys, TaskStore
+from taskstore import TaskStore
 from taskstore.codec import decode_request
 from taskstore.deadletters import DeadLetter, DeadLetters
 from worker.loops import REDIS_DOWN
@@ -35,7 +35,7 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 async def main(args: argparse.Namespace, settings: WorkerSettings) -> int:
     """Run one dead-letters action; the process exit code."""
     redis = Redis.from_url(settings.redis_url)
-    keys = Keys(prefix=settings.key_prefix, queue=settings.queue_key)
+    keys = settings.keys
     letters = DeadLetters(redis, keys)
     try:
         if args.action == "list":

@@ -25,7 +25,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from taskstore import TERMINAL, Entry, Keys, Move, Moved, TaskQueue, TaskStatus, TaskStore, decode_state
+from taskstore import TERMINAL, Entry, Move, Moved, TaskQueue, TaskStatus, TaskStore, decode_state
 from taskstore import TransitionRejected as Rejected
 from taskstore.connection import PackedConnection
 from worker.attempt import Executor, Job
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 class Runner:
     def __init__(self, settings: WorkerSettings, redis: Redis, handler: Handler) -> None:
         self.settings = settings
-        keys = Keys(prefix=settings.key_prefix, queue=settings.queue_key)
+        keys = settings.keys
         self.store = TaskStore(redis, keys, result_ttl=settings.result_expiry, cache_ttl=settings.cache_ttl)
         self.queue = TaskQueue(redis, keys)
         self.batcher = Batcher(self.store, self.queue)

@@ -8,19 +8,16 @@ import socket
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from taskstore.config import StoreConfig
+
 
 def default_consumer() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
 
 
-class WorkerSettings(BaseSettings):
+class WorkerSettings(BaseSettings, StoreConfig):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
-    redis_url: str = "redis://localhost:6379/0"
-    key_prefix: str = "taskcast"
-    queue_key: str = "task_stream"
-    cache_ttl: int = Field(600, ge=1)
-    result_expiry: int = Field(86400, ge=1)
     max_concurrency: int = Field(5, ge=1)
     task_timeout: float = Field(300.0, gt=0)
     max_retries: int = Field(3, ge=0)

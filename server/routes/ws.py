@@ -37,11 +37,8 @@ CLOSE_NOT_FOUND = 4404
 async def task_socket(websocket: WebSocket, task_id: str) -> None:
     """The task's events as JSON text frames; closes with 1000 after the terminal one."""
     hub, settings = _hub(websocket), _settings(websocket)
-    await websocket.accept()
-    try:
-        sub = hub.subscriber()
-    except TooManyStreams as e:
-        await websocket.close(CLOSE_TRY_LATER, str(e))
+    sub = await _accept(websocket, hub)
+    if sub is None:
         return
     last_seq = _int(websocket.query_params.get("last_seq"))
     try:
@@ -68,11 +65,8 @@ async def task_socket(websocket: WebSocket, task_id: str) -> None:
 async def multiplexed_socket(websocket: WebSocket) -> None:
     """Many tasks on one socket: subscribe and unsubscribe with JSON frames."""
     hub, settings = _hub(websocket), _settings(websocket)
-    await websocket.accept()
-    try:
-        sub = hub.subscriber()
-    except TooManyStreams as e:
-        await websocket.close(CLOSE_TRY_LATER, str(e))
+    sub = await _accept(websocket, hub)
+    if sub is None:
         return
     meter = StreamMeter("ws_multiplexed")
     try:
@@ -83,6 +77,16 @@ async def multiplexed_socket(websocket: WebSocket) -> None:
     finally:
         meter.close()
         await hub.release(sub)
+
+
+async def _accept(websocket: WebSocket, hub: Hub) -> Subscriber | None:
+    """Accept the socket and give it a subscriber; None (socket closed 1013) over MAX_STREAMS."""
+    await websocket.accept()
+    try:
+        return hub.subscriber()
+    except TooManyStreams as e:
+        await websocket.close(CLOSE_TRY_LATER, str(e))
+        return None
 
 
 async def _send_events(
