@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from server.main import create_app
 from server.settings import Settings
 from taskstore import Keys, TaskQueue, TaskStore
-from tests.helpers import RedisProcess, free_port
+from tests.helpers import RedisProcess, ServedApp
 from worker.handlers import load_handler
 from worker.runner import Runner
 from worker.settings import WorkerSettings
@@ -86,43 +83,20 @@ def _reset_sse_exit_flag() -> None:
     AppStatus.should_exit = False
 
 
-class LiveServer:
+class LiveServer(ServedApp):
     """uvicorn serving `create_app(settings)` in a thread on a free port."""
 
     def __init__(self, settings: Settings) -> None:
+        super().__init__(create_app(settings))
         self.settings = settings
-        self.port = free_port()
-        config = uvicorn.Config(
-            create_app(settings),
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            timeout_graceful_shutdown=1,
-            ws_ping_interval=None,
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}"
 
     def start(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError(f"uvicorn did not start on port {self.port}")
-            time.sleep(0.01)
+        super().start()
         return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 @pytest.fixture

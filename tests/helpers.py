@@ -6,16 +6,20 @@ import asyncio
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import uvicorn
+from starlette.types import ASGIApp
+
 from server.embedded_redis import EmbeddedRedis, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 
-__all__ = ["RedisProcess", "free_port", "spawn_api", "spawn_worker", "wait_for"]
+__all__ = ["RedisProcess", "ServedApp", "free_port", "spawn_api", "spawn_worker", "wait_for"]
 
 
 class RedisProcess(EmbeddedRedis):
@@ -61,3 +65,39 @@ def spawn_api(redis_url: str, port: int, **env: str) -> subprocess.Popen[bytes]:
     log.parent.mkdir(exist_ok=True)
     with log.open("wb") as out:
         return subprocess.Popen(args, cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)
+
+
+class ServedApp:
+    """uvicorn serving `app` in a thread on `port` (a free one by default)."""
+
+    def __init__(self, app: ASGIApp, port: int | None = None) -> None:
+        self.port = port or free_port()
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            timeout_graceful_shutdown=1,
+            ws_ping_interval=None,
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> ServedApp:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError(f"uvicorn did not start on port {self.port}")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        if self.thread.is_alive():
+            raise RuntimeError(f"uvicorn on port {self.port} did not stop within 10 s")
