@@ -1,1 +1,1 @@
-"""The project's own tools: the Python client and its CLI, load test, profiler."""
+"""The project's own tools: load test, benchmarks, profiler (the client is `taskcast_client`)."""

@@ -1,4 +1,4 @@
-"""tools.client.TaskcastClient against a live server, directly and behind stream-blocking proxies."""
+"""taskcast_client.TaskcastClient against a live server, directly and behind stream-blocking proxies."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from taskcast_client import ApiError, TaskcastClient, TaskNotFound
 from tests.clients.conftest import ServeBehind
 from tests.clients.servers import ServedApp, StreamBlocker, StreamCutter
 from tests.conftest import LiveServer
-from tools.client import ApiError, TaskcastClient, TaskNotFound
 from worker.runner import Runner
 
 

@@ -1,11 +1,14 @@
-"""tools/watch.py as a user runs it: a subprocess against a live server."""
+"""`taskcast-watch` (the console script) as a user runs it: a subprocess against a live server,
+started outside the checkout so that only the installed package can answer."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
@@ -13,10 +16,10 @@ import pytest
 from tests.clients.servers import ServedApp, StreamBlocker
 from tests.conftest import LiveServer
 from tests.factories import submit
-from tests.helpers import ROOT
 from worker.runner import Runner
 
-WATCH = str(ROOT / "tools" / "watch.py")
+# Installed beside the interpreter by `pip install .[client]` (./dev installs the project editable).
+WATCH = str(Path(sys.executable).with_name("taskcast-watch"))
 
 
 @dataclass
@@ -31,12 +34,11 @@ class Run:
 
 
 async def _watch(*args: str, module: bool = False) -> Run:
-    command = ["-m", "tools.watch"] if module else [WATCH]
+    command = [sys.executable, "-m", "taskcast_client.watch"] if module else [WATCH]
     proc = await asyncio.create_subprocess_exec(
-        sys.executable,
         *command,
         *args,
-        cwd=ROOT,
+        cwd=Path(tempfile.gettempdir()),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )

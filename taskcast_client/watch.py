@@ -1,8 +1,8 @@
 """Submit a task (or pick one by id) and print each of its states as it comes.
 
-    python tools/watch.py "a prompt" --duration 2 --steps 4 [--fail] [--transport auto|sse|ws|poll]
-    python tools/watch.py --task-id ID [--url http://127.0.0.1:8000] [--api-key K]
-    python -m tools.watch ...            (the same)
+    taskcast-watch "a prompt" --duration 2 --steps 4 [--fail] [--transport auto|sse|ws|poll]
+    taskcast-watch --task-id ID [--url http://127.0.0.1:8000] [--api-key K]
+    python -m taskcast_client.watch ...            (the same)
 
 Exit status: 0 DONE, 1 FAILED, 2 CANCELLED, 3 anything else (unknown task, no connection,
 bad arguments). Which transport carried the states, and any fallback, goes to stderr.
@@ -17,15 +17,11 @@ import logging
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any, NoReturn
-
-if not __package__:  # `python tools/watch.py`: import `tools` from the checkout, not from tools/
-    sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import httpx
 
-from tools.client import TaskcastClient, TaskcastClientError
+from taskcast_client.client import TaskcastClient, TaskcastClientError
 
 EXIT_CODES = {"DONE": 0, "FAILED": 1, "CANCELLED": 2}
 EXIT_ERROR = 3
@@ -38,7 +34,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = _Parser(prog="watch.py", description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser = _Parser(prog="taskcast-watch", description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("prompt", nargs="?", help="submit a task with this prompt, then watch it")
     parser.add_argument("--task-id", help="watch an existing task instead of submitting one")
     parser.add_argument("--duration", type=float, help="demo handler: seconds of simulated work")
@@ -100,13 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
-        format="watch.py: %(message)s",
+        format="taskcast-watch: %(message)s",
         stream=sys.stderr,
     )
     try:
         return asyncio.run(run(args))
     except (TaskcastClientError, httpx.HTTPError, OSError) as e:
-        print(f"watch.py: error: {e}", file=sys.stderr)
+        print(f"taskcast-watch: error: {e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         return 130

@@ -23,8 +23,16 @@ from typing import Any, Literal
 import httpx
 from websockets.exceptions import WebSocketException
 
-from tools import transports
-from tools.transports import ApiError, GaveUp, Refused, State, TaskcastClientError, TaskNotFound, is_terminal
+from taskcast_client import transports
+from taskcast_client.transports import (
+    ApiError,
+    GaveUp,
+    Refused,
+    State,
+    TaskcastClientError,
+    TaskNotFound,
+    is_terminal,
+)
 
 __all__ = ["ApiError", "GaveUp", "TaskNotFound", "TaskcastClient", "TaskcastClientError", "Transport"]
 
