@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from taskstore.config import StoreConfig
+from taskstore.logs import LogConfig
 
 
-class Settings(BaseSettings, StoreConfig):
+class Settings(BaseSettings, StoreConfig, LogConfig):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     max_body_bytes: int = Field(65536, ge=64)
@@ -28,8 +28,6 @@ class Settings(BaseSettings, StoreConfig):
         None, description="when set, every call but health, docs and the page needs it"
     )
     cors_origins: str = Field("", description="comma-separated origins allowed by CORS and on WebSockets")
-    log_level: str = Field("INFO", pattern=r"(?i)^(debug|info|warning|error|critical)$")
-    log_format: Literal["text", "json"] = "text"
 
     @property
     def allowed_origins(self) -> frozenset[str]:

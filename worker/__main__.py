@@ -1,6 +1,6 @@
-"""`python -m worker`: run one worker process until SIGTERM or SIGINT.
+"""`taskcast-worker` (or `python -m worker`): run one worker process until SIGTERM or SIGINT.
 
-`python -m worker dead-letters list|requeue ID|purge` looks after the dead-letter stream instead.
+`taskcast-worker dead-letters list|requeue ID|purge` looks after the dead-letter stream instead.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import logging
 import signal
 import sys
 
-from worker import deadletters, logs, metrics
+from taskstore import logs
+from worker import deadletters, metrics
 from worker.runner import run
 from worker.settings import WorkerSettings
 
@@ -32,7 +33,7 @@ async def main(settings: WorkerSettings) -> None:
 
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m worker", description="Run a taskcast worker (no command) or manage its queue."
+        prog="taskcast-worker", description="Run a taskcast worker (no command) or manage its queue."
     )
     commands = parser.add_subparsers(dest="command")
     deadletters.add_parser(commands)
@@ -50,5 +51,10 @@ def cli(argv: list[str]) -> int:
     return 0
 
 
+def entry() -> int:
+    """The `taskcast-worker` console script."""
+    return cli(sys.argv[1:])
+
+
 if __name__ == "__main__":
-    sys.exit(cli(sys.argv[1:]))
+    sys.exit(entry())

@@ -98,7 +98,13 @@ class Executor:
         task_id = job.entry.task_id
         if await self._settle(job, Move(task_id, TaskStatus.FAILED, {"error": error}, job.token)):
             self._queue_letter(task_id, error, job.attempt, job.request)
-            log.warning("task %s failed after %d attempts, dead-lettered: %s", task_id, job.attempt, error)
+            log.warning(
+                "task %s failed after %d attempts, dead-lettered: %s",
+                task_id,
+                job.attempt,
+                error,
+                extra={"task_id": task_id},
+            )
 
     async def give_up(self, entry: Entry, attempts: int) -> None:
         """FAILED + dead letter for a reclaimed task whose every attempt was lost (a poison task)."""
@@ -108,13 +114,18 @@ class Executor:
         self.batcher.ack(entry.entry_id)
         if isinstance(result, Moved):
             self._queue_letter(entry.task_id, error, attempts, result.request or b"")
-            log.warning("task %s dead-lettered: %s", entry.task_id, error)
+            log.warning("task %s dead-lettered: %s", entry.task_id, error, extra={"task_id": entry.task_id})
 
     def dead_letter(self, entry: Entry, error: str) -> None:
         """Dead-letter and ack an entry whose task cannot be run at all (hash missing or garbled)."""
         self._queue_letter(entry.task_id, error, 0, b"")
         self.batcher.ack(entry.entry_id)
-        log.warning("task %s dead-lettered without running: %s", entry.task_id, error)
+        log.warning(
+            "task %s dead-lettered without running: %s",
+            entry.task_id,
+            error,
+            extra={"task_id": entry.task_id},
+        )
 
     def _queue_letter(self, task_id: str, error: str, attempts: int, request: bytes) -> None:
         letter = DeadLetter(task_id, error, attempts, request.decode(errors="replace"), time.time())
@@ -145,7 +156,12 @@ class Executor:
         if await self._settle(job, Move(job.entry.task_id, TaskStatus.DONE, fields, job.token)):
             if job.signature:
                 self.batcher.cache(job.signature, result_json)
-            log.info("task %s done (attempt %d)", job.entry.task_id, job.attempt)
+            log.info(
+                "task %s done (attempt %d)",
+                job.entry.task_id,
+                job.attempt,
+                extra={"task_id": job.entry.task_id},
+            )
 
     async def _retry(self, job: Job, error: str) -> None:
         delay = backoff_delay(job.attempt, self.settings.retry_backoff, self.settings.retry_backoff_max)
@@ -159,6 +175,7 @@ class Executor:
                 job.attempt,
                 delay,
                 error,
+                extra={"task_id": job.entry.task_id},
             )
 
     async def _settle(self, job: Job, move: Move) -> bool:
@@ -173,9 +190,14 @@ class Executor:
             return True
         if result.reason == "stale attempt":
             # A newer attempt (another worker reclaimed this entry) owns the task and the entry now.
-            log.info("task %s attempt %d superseded, its result dropped", move.task_id, job.attempt)
+            log.info(
+                "task %s attempt %d superseded, its result dropped",
+                move.task_id,
+                job.attempt,
+                extra={"task_id": move.task_id},
+            )
             return False
-        log.info("task %s: %s", move.task_id, result)
+        log.info("task %s: %s", move.task_id, result, extra={"task_id": move.task_id})
         self.batcher.ack(job.entry.entry_id)
         return False
 
@@ -201,8 +223,20 @@ class Executor:
     def _stopped(self, job: Job) -> None:
         if job.stopped_because == "cancelled":
             self.batcher.ack(job.entry.entry_id)
-            log.info("task %s cancelled while running, handler stopped", job.entry.task_id)
+            log.info(
+                "task %s cancelled while running, handler stopped",
+                job.entry.task_id,
+                extra={"task_id": job.entry.task_id},
+            )
         elif job.stopped_because == "lost":
-            log.warning("task %s: lease lost to another worker, handler stopped", job.entry.task_id)
+            log.warning(
+                "task %s: lease lost to another worker, handler stopped",
+                job.entry.task_id,
+                extra={"task_id": job.entry.task_id},
+            )
         elif job.stopped_because == "shutdown":
-            log.warning("task %s stopped by shutdown, left for another worker", job.entry.task_id)
+            log.warning(
+                "task %s stopped by shutdown, left for another worker",
+                job.entry.task_id,
+                extra={"task_id": job.entry.task_id},
+            )

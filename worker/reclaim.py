@@ -73,6 +73,11 @@ class Reclaimer:
         # Our own running entries come back when Redis was away longer than the timeout.
         entries = [e for e in page.entries if e.entry_id not in self.jobs]
         for entry in entries:
-            log.info("task %s reclaimed from a stopped worker (entry %s)", entry.task_id, entry.entry_id)
+            log.info(
+                "task %s reclaimed from a stopped worker (entry %s)",
+                entry.task_id,
+                entry.entry_id,
+                extra={"task_id": entry.task_id},
+            )
         if entries:
             await self.claim(entries)

@@ -148,7 +148,12 @@ class Runner:
 
     def _skip(self, entry: Entry, rejected: Rejected) -> None:
         if rejected.current in TERMINAL:
-            log.info("task %s not started: already %s", entry.task_id, rejected.current)
+            log.info(
+                "task %s not started: already %s",
+                entry.task_id,
+                rejected.current,
+                extra={"task_id": entry.task_id},
+            )
             self.batcher.ack(entry.entry_id)
         else:  # no hash, an unknown status, or fields the scripts cannot read
             self.executor.dead_letter(entry, f"task cannot be run: {rejected.reason}")
@@ -160,7 +165,9 @@ class Runner:
         except (ValueError, KeyError) as e:
             coro: Coroutine[Any, Any, None] = self.executor.fail(job, f"malformed task state: {e}")
         else:
-            log.info("task %s started (attempt %d)", entry.task_id, job.attempt)
+            log.info(
+                "task %s started (attempt %d)", entry.task_id, job.attempt, extra={"task_id": entry.task_id}
+            )
             coro = self.executor.execute(job)
         job.task = asyncio.create_task(coro, name=f"task-{entry.task_id}")
         self.jobs[entry.entry_id] = job

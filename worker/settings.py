@@ -9,13 +9,14 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from taskstore.config import StoreConfig
+from taskstore.logs import LogConfig
 
 
 def default_consumer() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{os.urandom(3).hex()}"
 
 
-class WorkerSettings(BaseSettings, StoreConfig):
+class WorkerSettings(BaseSettings, StoreConfig, LogConfig):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
     max_concurrency: int = Field(5, ge=1)
@@ -29,8 +30,6 @@ class WorkerSettings(BaseSettings, StoreConfig):
     handler: str = "worker.handlers:demo"
     read_block_ms: int = Field(500, ge=1)
     metrics_port: int = Field(0, ge=0, le=65535, description="serve /metrics on this port; 0 = off")
-    log_level: str = Field("INFO", pattern=r"(?i)^(debug|info|warning|error|critical)$")
-    log_format: str = Field("text", pattern="^(text|json)$")
 
     @property
     def max_attempts(self) -> int:

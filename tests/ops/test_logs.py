@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import orjson
-import pytest
 from redis.asyncio import Redis
 
-from server import logs as api_logs
-from taskstore import TaskStore, decode_state
+from taskstore import TaskStore, decode_state, logs
 from tests.factories import submit
 from tests.helpers import wait_for
 from tests.ops.stack import ApiProcess
 from tests.reliability.procs import WorkerProcess
-from worker import logs as worker_logs
 
 StartApis = Callable[..., Awaitable[list[ApiProcess]]]
 
@@ -33,9 +31,8 @@ def record(msg: str, *args: object, **extra: object) -> logging.LogRecord:
     )
 
 
-@pytest.mark.parametrize("formatter", [api_logs.JsonFormatter(), worker_logs.JsonFormatter()])
-def test_json_line_has_time_level_logger_message_and_extra_fields(formatter: logging.Formatter) -> None:
-    line = formatter.format(record("stream of %s opened", "t1", task_id="t1", transport="sse"))
+def test_json_line_has_time_level_logger_message_and_extra_fields() -> None:
+    line = logs.json_formatter().format(record("stream of %s opened", "t1", task_id="t1", transport="sse"))
 
     entry = orjson.loads(line)
     assert entry.keys() == {"time", "level", "logger", "message", "task_id", "transport"}
@@ -44,11 +41,36 @@ def test_json_line_has_time_level_logger_message_and_extra_fields(formatter: log
     assert entry["time"].endswith("+00:00")
 
 
-def test_worker_json_names_the_task_of_a_task_message() -> None:
-    entry = orjson.loads(worker_logs.JsonFormatter().format(record("task %s done (attempt %d)", "t9", 1)))
+def test_task_id_is_a_field_only_when_passed_as_extra() -> None:
+    formatter = logs.json_formatter()
 
-    assert entry["task_id"] == "t9"
-    assert entry["message"] == "task t9 done (attempt 1)"
+    from_args = orjson.loads(formatter.format(record("task %s done (attempt %d)", "t9", 1)))
+    from_extra = orjson.loads(formatter.format(record("task %s done (attempt %d)", "t9", 1, task_id="t9")))
+
+    assert "task_id" not in from_args
+    assert from_extra["task_id"] == "t9"
+    assert from_extra["message"] == "task t9 done (attempt 1)"
+
+
+def test_json_line_carries_the_traceback_and_drops_uvicorns_coloured_copy() -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        failed = logging.getLogger("uvicorn.error").makeRecord(
+            "uvicorn.error",
+            logging.ERROR,
+            __file__,
+            1,
+            "failed",
+            (),
+            sys.exc_info(),
+            extra={"color_message": "x"},
+        )
+
+    entry = orjson.loads(logs.json_formatter().format(failed))
+
+    assert "ValueError: boom" in entry["exc_info"]
+    assert "color_message" not in entry
 
 
 async def test_api_process_writes_json_lines_and_nothing_per_ping(
