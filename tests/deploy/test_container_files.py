@@ -188,7 +188,7 @@ def test_api_and_worker_run_the_same_image(services: dict[str, Any]) -> None:
     assert api["image"] == worker["image"]
     assert api["build"] == worker["build"]
     assert api["command"] is None, "the api runs the image's default command"
-    assert worker["command"] == ["python", "-m", "worker"]
+    assert worker["command"] == ["taskcast-worker"]
 
 
 def test_api_publishes_port_8000_with_healthcheck_and_short_grace(services: dict[str, Any]) -> None:
@@ -241,15 +241,17 @@ def test_dockerfile_builds_in_stages_from_slim_python_312() -> None:
     assert all(base == "python:3.12-slim" for base in resolved), resolved
 
 
-def test_dockerfile_installs_dependencies_before_copying_the_source() -> None:
+def test_dockerfile_installs_the_locked_runtime_set_before_copying_the_source() -> None:
     build = stages()[0]
     steps = [f"{instruction} {args}" for instruction, args in build]
 
-    first_pyproject = next(i for i, step in enumerate(steps) if step.startswith("COPY pyproject.toml"))
+    first_lock = next(i for i, step in enumerate(steps) if step.startswith("COPY requirements.txt"))
     first_install = next(i for i, step in enumerate(steps) if "pip install" in step)
     first_source = next(i for i, step in enumerate(steps) if step.startswith("COPY server"))
 
-    assert first_pyproject < first_install < first_source
+    assert first_lock < first_install < first_source
+    assert "--require-hashes -r requirements.txt" in steps[first_install]
+    assert all("requirements-dev" not in step and "[dev]" not in step for step in steps)
 
 
 def test_dockerfile_ships_every_package_and_the_static_directory() -> None:
@@ -282,7 +284,7 @@ def test_dockerfile_healthcheck_probes_healthz_and_passes_for_the_worker_role() 
 def test_dockerfile_default_command_serves_the_api_with_graceful_timeout() -> None:
     commands = [json.loads(args) for instruction, args in stages()[-1] if instruction == "CMD"]
 
-    assert commands[-1][:2] == ["uvicorn", "server.main:app"]
+    assert commands[-1][0] == "taskcast-api"
     assert "--timeout-graceful-shutdown" in commands[-1]
 
 
@@ -294,7 +296,16 @@ def test_dockerignore_keeps_local_state_and_secrets_out_of_the_context(path: str
 
 
 @pytest.mark.parametrize(
-    "path", ["pyproject.toml", "README.md", "server/main.py", "taskstore/transition.lua", "static/index.html"]
+    "path",
+    [
+        "requirements.txt",
+        "pyproject.toml",
+        "README.md",
+        "server/main.py",
+        "taskstore/transition.lua",
+        "taskcast_client/client.py",
+        "static/index.html",
+    ],
 )
 def test_dockerignore_keeps_what_the_image_needs(path: str) -> None:
     assert not dockerignored(path), f".dockerignore leaves {path} out, but the image needs it"

