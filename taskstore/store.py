@@ -35,7 +35,10 @@ class Submission:
 
 @dataclass(frozen=True, slots=True)
 class Move:
-    """One requested state change. `token` must match the attempt holding the task when set."""
+    """One requested state change. `token` must match the attempt holding the task when set.
+
+    `dead_letter` (with `to` FAILED): the same atomic step adds the task's dead letter.
+    """
 
     task_id: str
     to: TaskStatus
@@ -43,6 +46,7 @@ class Move:
     token: str = ""
     new_token: str = ""
     new_attempt: bool = False
+    dead_letter: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +160,10 @@ class TaskStore:
         ]
         for name, value in move.fields.items():
             args += [name, value]
-        return [self.keys.task(move.task_id)], args
+        keys = [self.keys.task(move.task_id)]
+        if move.dead_letter:
+            keys.append(self.keys.dead_letter)
+        return keys, args
 
     async def _pipeline(
         self, script: Script, calls: Sequence[ScriptCall], also: Callable[[Pipeline], None] | None = None

@@ -1,5 +1,6 @@
 -- The single atomic move of a task: check, seq+1, write, expire, publish.
--- KEYS[1] task hash
+-- KEYS[1] task hash; KEYS[2], when given, the dead-letter stream: a move to FAILED then adds
+-- the task's dead letter in the same step, so no crash can leave a FAILED task without one.
 -- ARGV: task_id, channel, wanted, expected_token, new_token, bump_attempts, ttl,
 --       then field/value pairs; an empty value deletes the field.
 -- Returns {1, state_json[, request, signature]} or {0, reason, current_status}.
@@ -37,6 +38,11 @@ end
 redis.call('EXPIRE', key, tonumber(ARGV[7]))
 
 local state = state_json(key, task_id)
+if KEYS[2] and wanted == 'FAILED' then
+  local f = redis.call('HMGET', key, 'error', 'attempts', 'request')
+  redis.call('XADD', KEYS[2], '*', 'task_id', task_id, 'error', f[1] or '', 'attempts', f[2] or '0',
+    'request', f[3] or '', 'time', now())
+end
 redis.call('PUBLISH', channel, state)
 if new_token ~= '' then
   local req = redis.call('HMGET', key, 'request', 'signature')

@@ -4,11 +4,14 @@
                            └▶ error, attempts left ─────────────▶ PENDING + delayed set ─▶ ack
                            └▶ error on the last attempt, or
                               PermanentError, or a bad request ─▶ FAILED + dead letter ─▶ ack
+                                                                  (one atomic step)
     stopped because the task was CANCELLED ─▶ ack, nothing written (the move would be rejected)
     stopped because the lease went to another worker, or by shutdown ─▶ no write, no ack
 
-Follow-up commands (retry, dead letter, cache) are queued only once the move is written, and in
-the same round trip as the ack, before it: a crash in between leaves the entry to be reclaimed.
+Follow-up commands (retry, cache) are queued only once the move is written, and in the same
+round trip as the ack, before it: a crash in between leaves the entry to be reclaimed. A dead
+letter is no follow-up: the transition script writes it with FAILED, so a crash right after a
+final failure (the reclaimed entry then finds the task terminal) still leaves the letter.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from taskstore import (
 from taskstore.codec import decode_request, encode_number, encode_result
 from taskstore.deadletters import DeadLetter, DeadLetters
 from worker.batch import Batcher
+from worker.faults import AFTER_FINAL_FAILURE, crash_point
 from worker.handlers import Handler, PermanentError, TaskContext
 from worker.loops import REDIS_DOWN, Backoff
 from worker.retry import backoff_delay
@@ -94,10 +98,11 @@ class Executor:
             await self._retry(job, outcome.error)
 
     async def fail(self, job: Job, error: str) -> None:
-        """FAILED, a copy to the dead-letter stream, ack."""
+        """FAILED and a copy to the dead-letter stream (one step), then ack."""
         task_id = job.entry.task_id
-        if await self._settle(job, Move(task_id, TaskStatus.FAILED, {"error": error}, job.token)):
-            self._queue_letter(task_id, error, job.attempt, job.request)
+        move = Move(task_id, TaskStatus.FAILED, {"error": error}, job.token, dead_letter=True)
+        if await self._settle(job, move):
+            crash_point(AFTER_FINAL_FAILURE)
             log.warning(
                 "task %s failed after %d attempts, dead-lettered: %s",
                 task_id,
@@ -109,16 +114,18 @@ class Executor:
     async def give_up(self, entry: Entry, attempts: int) -> None:
         """FAILED + dead letter for a reclaimed task whose every attempt was lost (a poison task)."""
         error = f"gave up after {attempts} attempts: the worker running the last one stopped (crash or stall)"
-        move = Move(entry.task_id, TaskStatus.FAILED, {"error": error}, new_token=new_task_id())
+        fields = {"error": error}
+        move = Move(entry.task_id, TaskStatus.FAILED, fields, new_token=new_task_id(), dead_letter=True)
         result, _ = await self._write(move)
         self.batcher.ack(entry.entry_id)
         if isinstance(result, Moved):
-            self._queue_letter(entry.task_id, error, attempts, result.request or b"")
             log.warning("task %s dead-lettered: %s", entry.task_id, error, extra={"task_id": entry.task_id})
 
     def dead_letter(self, entry: Entry, error: str) -> None:
         """Dead-letter and ack an entry whose task cannot be run at all (hash missing or garbled)."""
-        self._queue_letter(entry.task_id, error, 0, b"")
+        # No task state to move, so nothing to pair the letter with: one XADD, before the ack.
+        letter = DeadLetter(entry.task_id, error, 0, "", time.time())
+        self.batcher.also(partial(self.letters.queue_add, letter=letter))
         self.batcher.ack(entry.entry_id)
         log.warning(
             "task %s dead-lettered without running: %s",
@@ -126,10 +133,6 @@ class Executor:
             error,
             extra={"task_id": entry.task_id},
         )
-
-    def _queue_letter(self, task_id: str, error: str, attempts: int, request: bytes) -> None:
-        letter = DeadLetter(task_id, error, attempts, request.decode(errors="replace"), time.time())
-        self.batcher.also(partial(self.letters.queue_add, letter=letter))
 
     async def _run_handler(self, job: Job) -> Outcome:
         try:

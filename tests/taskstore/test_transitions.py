@@ -5,6 +5,7 @@ import pytest
 from redis.asyncio import Redis
 
 from taskstore import Move, TaskNotFound, TaskStatus, TaskStore, TransitionRejected, decode_state
+from taskstore.deadletters import DeadLetters
 
 
 async def _running(store: TaskStore, token: str = "t1") -> str:
@@ -112,3 +113,25 @@ def _signature(prompt: str, params: dict[str, object]) -> str:
     from taskstore import codec
 
     return codec.signature(codec.encode_request(prompt, params))
+
+
+async def test_a_move_to_failed_with_dead_letter_writes_both_in_one_step(store: TaskStore) -> None:
+    sub = await store.submit("cannot start", {})
+    letters = DeadLetters(store.redis, store.keys)
+
+    moved = await store.move(Move(sub.task_id, TaskStatus.FAILED, {"error": "gave up"}, dead_letter=True))
+    found = await letters.list()
+
+    assert decode_state(moved.state)["status"] == "FAILED"
+    assert [(d.task_id, d.error, d.attempts) for d in found] == [(sub.task_id, "gave up", 0)]
+    assert orjson.loads(found[0].request) == {"prompt": "cannot start", "params": {}}
+
+
+async def test_a_rejected_move_writes_no_dead_letter(store: TaskStore) -> None:
+    sub = await store.submit("done already", {})
+    await store.move(Move(sub.task_id, TaskStatus.CANCELLED))
+
+    with pytest.raises(TransitionRejected):
+        await store.move(Move(sub.task_id, TaskStatus.FAILED, {"error": "x"}, dead_letter=True))
+
+    assert await DeadLetters(store.redis, store.keys).list() == []
