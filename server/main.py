@@ -54,7 +54,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_queue=settings.max_queue_length,
             retry_after=settings.retry_after,
         )
-        app.state.queue = TaskQueue(redis, keys)
+        queue = app.state.queue = TaskQueue(redis, keys)
+        # The API's own, not a worker's: tasks are accepted (and /readyz is 200) before any
+        # worker ever ran, e.g. while an autoscaler holds the workers at zero.
+        await queue.ensure_group()
         hub = app.state.hub = Hub(
             settings.redis_url,
             store,

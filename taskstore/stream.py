@@ -54,12 +54,17 @@ class TaskQueue:
             if "BUSYGROUP" not in str(e):
                 raise
 
-    async def has_group(self) -> bool:
+    async def live_consumers(self, idle_ms: int) -> int:
+        """Consumers of the group that read or renewed a lease in the last `idle_ms`: live workers."""
+        # A worker with a free slot blocks in XREADGROUP, one with running tasks renews their
+        # leases (XCLAIM), both at least every second or so: either resets its idle time.
         try:
-            groups: list[dict[Any, Any]] = await self.redis.xinfo_groups(self.keys.stream)
-        except ResponseError:
-            return False
-        return any(_name(g) == self.keys.group for g in groups)
+            consumers: list[dict[Any, Any]] = await self.redis.xinfo_consumers(
+                self.keys.stream, self.keys.group
+            )
+        except ResponseError:  # no stream or no group (Redis lost its data): no live worker
+            return 0
+        return sum(1 for c in consumers if int(c.get("idle", c.get(b"idle", 0))) < idle_ms)
 
     async def read(self, consumer: str, count: int, block_ms: int) -> list[Entry]:
         """Up to `count` new entries for this consumer, waiting at most `block_ms`."""
@@ -142,11 +147,6 @@ def _lua(name: str) -> str:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-def _name(group: dict[Any, Any]) -> str:
-    name = group.get("name", group.get(b"name"))
-    return name.decode() if isinstance(name, bytes) else str(name)
 
 
 def _entry(entry_id: bytes | str, fields: dict[bytes, bytes]) -> Entry:

@@ -11,6 +11,8 @@ from server.deps import HubDep, QueueDep
 
 router = APIRouter(tags=["health"])
 
+LIVE_WORKER_MS = 10_000
+
 
 @router.get("/healthz")
 async def healthz() -> dict[str, str]:
@@ -20,17 +22,23 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz", responses={503: {"description": "Not ready; the body says which check failed"}})
 async def readyz(queue: QueueDep, hub: HubDep, response: Response) -> dict[str, object]:
-    """Redis answers, the workers' consumer group exists and the pub/sub hub is connected."""
+    """This process can serve: Redis answers and its pub/sub hub is connected.
+
+    `workers` (consumers seen in the last 10 s) is for information only: an API with no worker
+    must stay ready, or a queue whose workers scale to zero could never receive the task that
+    wakes one.
+    """
     checks: dict[str, object] = {"pubsub": "ok" if hub.healthy else "reconnecting"}
+    workers: int | None = None
     try:
         await queue.redis.ping()
         checks["redis"] = "ok"
-        checks["consumer_group"] = "ok" if await queue.has_group() else "missing"
+        workers = await queue.live_consumers(LIVE_WORKER_MS)
     except (RedisError, OSError) as e:
         checks["redis"] = f"unreachable: {e}"
     ready = all(v == "ok" for v in checks.values())
     response.status_code = 200 if ready else 503
-    return {"status": "ready" if ready else "not ready", "checks": checks}
+    return {"status": "ready" if ready else "not ready", "checks": checks, "workers": workers}
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_PLAIN_0_0_4: {}}}})

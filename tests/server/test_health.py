@@ -4,26 +4,38 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from redis.asyncio import Redis
 
-from taskstore import TaskQueue
+from taskstore import TaskStore
 from tests.conftest import LiveServer
 from tests.helpers import RedisProcess, wait_for
+from tests.worker.waits import final
+from worker.runner import Runner
 
 
-async def test_ready_once_the_workers_group_exists(live_server: LiveServer, queue: TaskQueue) -> None:
+async def test_an_api_with_no_worker_ever_run_is_ready_and_its_task_runs_on_the_first_worker(
+    live_server: LiveServer, start_worker: Callable[..., Runner], store: TaskStore
+) -> None:
     async with httpx.AsyncClient(base_url=live_server.url) as client:
-        before = await client.get("/readyz")
-        await queue.ensure_group()
-        after = await client.get("/readyz")
+        ready = await client.get("/readyz")
+        submitted = await client.post("/tasks", json={"prompt": "before any worker"})
+        start_worker()
+        state = await final(store, submitted.json()["task_id"])
+        later = await wait_for(lambda: _workers(client, 1), what="/readyz to count the worker")
 
-    assert before.status_code == 503
-    assert before.json()["checks"]["consumer_group"] == "missing"
-    assert after.status_code == 200
-    assert after.json() == {
+    assert ready.status_code == 200
+    assert ready.json() == {
         "status": "ready",
-        "checks": {"pubsub": "ok", "redis": "ok", "consumer_group": "ok"},
+        "checks": {"pubsub": "ok", "redis": "ok"},
+        "workers": 0,
     }
+    assert submitted.status_code == 202
+    assert state["status"] == "DONE"
+    assert later["status"] == "ready"
+
+
+async def _workers(client: httpx.AsyncClient, count: int) -> dict[str, object] | None:
+    body: dict[str, object] = (await client.get("/readyz")).json()
+    return body if body["workers"] == count else None
 
 
 @pytest.mark.timeout(60)
@@ -32,9 +44,6 @@ async def test_not_ready_while_redis_is_down_but_alive_and_ready_again_after(
 ) -> None:
     server = start_server(redis_url=own_redis.url)
     async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
-        redis = Redis.from_url(own_redis.url)
-        await TaskQueue(redis).ensure_group()
-        await redis.aclose()
         own_redis.stop()
 
         down = await client.get("/readyz")
@@ -43,6 +52,7 @@ async def test_not_ready_while_redis_is_down_but_alive_and_ready_again_after(
         ready = await wait_for(lambda: _ready(client), timeout=20, what="/readyz to answer 200 again")
 
     assert down.status_code == 503 and down.json()["checks"]["redis"].startswith("unreachable")
+    assert down.json()["workers"] is None
     assert alive.status_code == 200
     assert ready
 
