@@ -84,8 +84,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_size=settings.max_body_bytes,
     )
     errors.install(app)
+    tokens = app.state.tokens = settings.watch_tokens
+    api_key = settings.api_key.get_secret_value() if settings.api_key else None
     # Added last = outermost: CORS answers preflights before access control sees them.
-    app.add_middleware(AccessControl, api_key=settings.api_key, allowed_origins=settings.allowed_origins)
+    app.add_middleware(
+        AccessControl, api_key=api_key, tokens=tokens, allowed_origins=settings.allowed_origins
+    )
     if settings.allowed_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from server.tokens import WatchTokens
 from taskstore.config import StoreConfig
 from taskstore.logs import LogConfig
 
 
 class Settings(BaseSettings, StoreConfig, LogConfig):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+    # A refused value is not echoed: it may be a secret.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     max_body_bytes: int = Field(65536, ge=64)
     max_queue_length: int = Field(100_000, ge=0, description="0 means no limit")
@@ -24,10 +28,32 @@ class Settings(BaseSettings, StoreConfig, LogConfig):
     max_streams: int = Field(20_000, ge=1, description="open SSE + WebSocket subscribers per process")
     hub_resync_seconds: float = Field(30.0, gt=0)
     static_dir: str = "static"
-    api_key: str | None = Field(
-        None, description="when set, every call but health, docs and the page needs it"
+    api_key: SecretStr | None = Field(
+        None, description="when set, every call but health, docs and the page needs it (or a watch token)"
     )
+    token_secret: SecretStr | None = Field(
+        None, min_length=32, description="signs watch tokens (HS256); derived from API_KEY when unset"
+    )
+    token_secret_previous: SecretStr | None = Field(
+        None, min_length=32, description="still accepted while secrets rotate"
+    )
+    watch_token_ttl: int = Field(3600, ge=1, description="seconds a watch token from POST /tasks is good for")
     cors_origins: str = Field("", description="comma-separated origins allowed by CORS and on WebSockets")
+
+    @property
+    def watch_tokens(self) -> WatchTokens | None:
+        """The watch-token signer and checker; None while the API is open (no API_KEY)."""
+        if self.api_key is None:
+            return None
+        previous = self.token_secret_previous.get_secret_value() if self.token_secret_previous else None
+        return WatchTokens(self._token_secret(), previous, self.watch_token_ttl)
+
+    def _token_secret(self) -> str:
+        if self.token_secret is not None:
+            return self.token_secret.get_secret_value()
+        # Derived, not random: every API process of a deployment must accept every token.
+        key = self.api_key.get_secret_value().encode() if self.api_key else b""
+        return hmac.new(key, b"taskcast watch tokens", hashlib.sha256).hexdigest()
 
     @property
     def allowed_origins(self) -> frozenset[str]:

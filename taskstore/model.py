@@ -69,3 +69,6 @@ class Submitted(BaseModel):
     status: TaskStatus
     cached: bool
     result: Any = None
+    watch_token: str | None = Field(
+        None, description="With API_KEY set: a JWT that lets its holder watch this task, and only that"
+    )

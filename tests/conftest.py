@@ -105,7 +105,8 @@ def start_server(settings: Settings) -> Iterator[Callable[..., LiveServer]]:
     servers: list[LiveServer] = []
 
     def start(**overrides: Any) -> LiveServer:
-        server = LiveServer(settings.model_copy(update=overrides)).start()
+        # Validated (model_copy does not): API_KEY becomes a SecretStr, a short TOKEN_SECRET fails.
+        server = LiveServer(Settings.model_validate({**settings.model_dump(), **overrides})).start()
         servers.append(server)
         return server
 

@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 from server.deps import HubDep, StoreDep
 from server.longpoll import SeqQuery, WaitQuery, long_poll
 from server.metrics import cancelled, submitted
+from server.tokens import WatchTokens
 from taskstore import Submitted, TaskRequest, TaskState, TaskStatus, TaskStore, state_seq
 from taskstore.codec import decode_state
 
@@ -37,13 +38,18 @@ async def _submit(scope: Scope, receive: Receive, send: Send) -> None:
     except orjson.JSONEncodeError as e:
         raise _unstorable(e) from e
     submitted(sub.task_id, sub.cached)
+    tokens: WatchTokens | None = scope["app"].state.tokens
+    content: dict[str, Any]
     if sub.cached:
         result = orjson.Fragment(sub.result_json or b"null")
         content = {"task_id": sub.task_id, "status": TaskStatus.DONE, "cached": True, "result": result}
-        await _answer(send, 200, orjson.dumps(content))
-        return
-    content = {"task_id": sub.task_id, "status": TaskStatus.PENDING, "cached": False}
-    await _answer(send, 202, orjson.dumps(content), (b"location", f"/tasks/{sub.task_id}".encode()))
+        status, headers = 200, []
+    else:
+        content = {"task_id": sub.task_id, "status": TaskStatus.PENDING, "cached": False}
+        status, headers = 202, [(b"location", f"/tasks/{sub.task_id}".encode())]
+    if tokens is not None:
+        content["watch_token"] = tokens.mint(sub.task_id)
+    await _answer(send, status, orjson.dumps(content), *headers)
 
 
 async def _body(receive: Receive) -> bytes:

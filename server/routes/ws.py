@@ -4,7 +4,9 @@ Each socket has one sender (the only writer) and one receiver; the first to fini
 the other, and `finally` releases the hub subscription.
 
     /tasks/{id}/ws   accept ─▶ watch ─▶ 4404 if unknown ─▶ events ─▶ terminal ─▶ close 1000
-    /ws              receiver: {"op": "subscribe"|"unsubscribe", "task_id", "last_seq"?}
+    /ws              receiver: {"op": "subscribe"|"unsubscribe", "task_id", "last_seq"?, "token"?}
+                                a watch-only socket's subscribe needs a token for the task
+                                (server/auth.py), else an error frame with code 401
                                 bad frame ─▶ {"op": "error", ...} (socket stays open)
                      sender:   events (no "op" key) and control frames; after a task's
                                 terminal event its subscription ends by itself
@@ -13,12 +15,14 @@ the other, and `finally` releases the hub subscription.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from server.auth import frame_refusal
 from server.hub import Hub, TooManyStreams
 from server.metrics import StreamMeter
 from server.settings import Settings
@@ -31,6 +35,9 @@ CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008
 CLOSE_TRY_LATER = 1013
 CLOSE_NOT_FOUND = 4404
+
+# Why a subscribe frame may not watch a task (task_id, the frame's "token"); None when it may.
+Access = Callable[[str, object], str | None]
 
 
 @router.websocket("/tasks/{task_id}/ws")
@@ -142,11 +149,12 @@ async def _receive_text(websocket: WebSocket) -> str | None:
 
 
 async def _receive_ops(websocket: WebSocket, sub: Subscriber, settings: Settings, hub: Hub) -> None:
+    access: Access = partial(frame_refusal, websocket.scope, websocket.app.state.tokens)
     try:
         while True:
             text = await _receive_text(websocket)
             with sub.answering():  # "subscribed" goes out before the task's first event
-                reply = await _apply(text, sub, settings, hub)
+                reply = await _apply(text, sub, settings, hub, access)
                 if reply is not None:
                     sub.notify(orjson.dumps(reply))
     except WebSocketDisconnect:
@@ -155,7 +163,9 @@ async def _receive_ops(websocket: WebSocket, sub: Subscriber, settings: Settings
         await websocket.close(CLOSE_POLICY, "too many unread error frames")
 
 
-async def _apply(text: str | None, sub: Subscriber, settings: Settings, hub: Hub) -> dict[str, Any] | None:
+async def _apply(
+    text: str | None, sub: Subscriber, settings: Settings, hub: Hub, access: Access
+) -> dict[str, Any] | None:
     """Carry out one client frame; the control frame to answer with."""
     if text is None:
         return {"op": "error", "error": "binary frames are not supported; send JSON text frames"}
@@ -173,6 +183,9 @@ async def _apply(text: str | None, sub: Subscriber, settings: Settings, hub: Hub
     if op == "unsubscribe":
         await hub.unwatch(sub, task_id)
         return {"op": "unsubscribed", "task_id": task_id}
+    refused = access(task_id, frame.get("token"))
+    if refused is not None:  # before any subscription is made
+        return {"op": "error", "error": refused, "task_id": task_id, "code": 401}
     return await _subscribe(sub, task_id, _int(frame.get("last_seq")), settings, hub)
 
 
