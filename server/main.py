@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from server import errors, logs, metrics
+from server import errors, logs, metrics, openapi
 from server.auth import AccessControl
 from server.hub import Hub
 from server.routes import events, health, tasks, ws
@@ -103,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ws.router)
     app.include_router(health.router)
     _mount_page(app, _static_dir(settings.static_dir))
+    openapi.declare_security(app, required=api_key is not None)
     return app
 
 

@@ -104,3 +104,18 @@ async def test_no_cors_headers_by_default(live_server: LiveServer) -> None:
         answer = await client.get("/healthz", headers={"Origin": "https://app.example"})
 
     assert "access-control-allow-origin" not in answer.headers
+
+
+async def test_openapi_declares_the_key_and_token_schemes_so_docs_offer_authorize(
+    secured: LiveServer,
+) -> None:
+    async with httpx.AsyncClient(base_url=secured.url) as client:
+        schema = (await client.get("/openapi.json")).json()
+
+    schemes = schema["components"]["securitySchemes"]
+    assert schemes["bearer"] == {**schemes["bearer"], "type": "http", "scheme": "bearer"}
+    assert (schemes["api_key"]["in"], schemes["api_key"]["name"]) == ("query", "api_key")
+    assert (schemes["watch_token"]["in"], schemes["watch_token"]["name"]) == ("query", "token")
+    assert schema["paths"]["/tasks"]["post"]["security"] == [{"bearer": []}, {"api_key": []}]
+    assert {"watch_token": []} in schema["paths"]["/tasks/{task_id}/events"]["get"]["security"]
+    assert "security" not in schema["paths"]["/healthz"]["get"]
