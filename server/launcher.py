@@ -20,6 +20,7 @@ import sys
 from types import FrameType
 
 from server.embedded_redis import EmbeddedRedis, answers
+from taskstore.config import mask_url
 
 log = logging.getLogger("taskcast")
 
@@ -27,7 +28,7 @@ log = logging.getLogger("taskcast")
 def _redis_url() -> tuple[str, EmbeddedRedis | None]:
     configured = os.environ.get("REDIS_URL")
     if configured:
-        log.info("using REDIS_URL=%s", configured)
+        log.info("using REDIS_URL=%s", mask_url(configured))
         return configured, None
     if answers("127.0.0.1", 6379):
         log.info("using the Redis that answers on localhost:6379")

@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from server import errors, logs, metrics, openapi
+from server import errors, logs, metrics, openapi, redaction
 from server.auth import AccessControl
 from server.hub import Hub
 from server.routes import events, health, tasks, ws
@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """The API with its lifespan (Redis pool, hub); configures logging and metrics for `settings`."""
     settings = settings or get_settings()
     logs.configure(settings.log_level, settings.log_format)
+    redaction.install()
     metrics.api_metrics()
 
     @asynccontextmanager

@@ -25,7 +25,7 @@ async def main(settings: WorkerSettings) -> None:
     logging.getLogger(__name__).info(
         "worker %s on %s, concurrency %d",
         settings.consumer_name,
-        settings.redis_url,
+        settings.redis_url_for_logs,
         settings.max_concurrency,
     )
     await run(settings, stop)

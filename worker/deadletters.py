@@ -46,7 +46,7 @@ async def main(args: argparse.Namespace, settings: WorkerSettings) -> int:
         _out(f"purged {await letters.purge()} dead letters")
         return 0
     except REDIS_DOWN as e:
-        _err(f"cannot reach Redis at {settings.redis_url}: {e}")
+        _err(f"cannot reach Redis at {settings.redis_url_for_logs}: {e}")
         return 2
     finally:
         await redis.aclose()
