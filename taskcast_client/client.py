@@ -6,6 +6,8 @@
             print(state["seq"], state["status"])
 
 watch("auto"):  sse ──refused / dropped `retries` times──▶ ws ──same──▶ poll (long-poll, backoff)
+Watching (and get) uses the task's watch token when the client has one (from its own submit,
+or `watch(id, token=...)` with one your backend minted); the API key only submits and cancels.
 Every transport resumes after the last seq seen (Last-Event-ID, ?last_seq=, ?seq=), and the
 client drops any state it already yielded, so a fallback never repeats a state or loses the end.
 """
@@ -74,6 +76,7 @@ class TaskcastClient:
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.transport: str | None = None  # the transport that delivered the last state
+        self.tokens: dict[str, str] = {}  # task id -> watch token, from submit or watch(token=)
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             headers=self.headers,
@@ -99,11 +102,15 @@ class TaskcastClient:
     async def submit(self, prompt: str, **params: Any) -> State:
         """POST /tasks: `{"task_id", "status", "cached", ...}` (a cache hit is already DONE)."""
         response = await self._http.post("/tasks", json={"prompt": prompt, "params": params})
-        return _json(response, task_id=None)
+        state = _json(response, task_id=None)
+        if state.get("watch_token"):
+            self.tokens[state["task_id"]] = state["watch_token"]
+        return state
 
     async def get(self, task_id: str) -> State:
         """GET /tasks/{id}: the current state; TaskNotFound when unknown or expired."""
-        return _json(await self._http.get(f"/tasks/{task_id}"), task_id=task_id)
+        response = await self._http.get(f"/tasks/{task_id}", headers=self._auth(task_id))
+        return _json(response, task_id=task_id)
 
     async def cancel(self, task_id: str) -> State:
         """DELETE /tasks/{id}: the CANCELLED state; ApiError(409) when the task already ended."""
@@ -111,13 +118,18 @@ class TaskcastClient:
 
     # -- watching ------------------------------------------------------------------------
 
-    async def watch(self, task_id: str, transport: Transport = "auto") -> AsyncIterator[State]:
+    async def watch(
+        self, task_id: str, transport: Transport = "auto", *, token: str | None = None
+    ) -> AsyncIterator[State]:
         """Each new state of the task, in seq order; ends after the terminal one.
 
+        `token`: a watch token for the task (else the one from submit, else the API key).
         Raises TaskNotFound, or GaveUp when every transport tried keeps failing.
         """
         if transport not in ("auto", *CHAIN):
             raise ValueError(f"transport must be auto, sse, ws or poll, got {transport!r}")
+        if token:
+            self.tokens[task_id] = token
         chain = CHAIN if transport == "auto" else (transport,)
         cursor = _Cursor()
         for index, name in enumerate(chain):
@@ -158,12 +170,19 @@ class TaskcastClient:
             failures = 0 if progressed else failures + 1
             await asyncio.sleep(self._delay(failures))
 
+    def _auth(self, task_id: str) -> dict[str, str]:
+        """The task's watch token as the Authorization header, else the API key's (if any)."""
+        token = self.tokens.get(task_id)
+        return {"Authorization": f"Bearer {token}"} if token else self.headers
+
     def _open(self, name: str, task_id: str, after: int) -> AsyncGenerator[State, None]:
+        auth = self._auth(task_id)
         if name == "sse":
-            return transports.sse(self._http, task_id, after)
+            return transports.sse(self._http, task_id, after, auth)
         if name == "ws":
-            return transports.websocket(self.ws_url, task_id, after, self.headers)
-        return transports.poll(self._http, task_id, after, wait=self.poll_wait, idle=self.max_backoff)
+            return transports.websocket(self.ws_url, task_id, after, auth)
+        wait, idle = self.poll_wait, self.max_backoff
+        return transports.poll(self._http, task_id, after, wait=wait, idle=idle, auth=auth)
 
     def _delay(self, failures: int) -> float:
         if failures == 0:

@@ -90,9 +90,11 @@ def check_answer(transport: str, task_id: str, response: httpx.Response, *, stre
         raise Refused(transport, f"content-type {content_type or 'missing'}, wanted {wanted}")
 
 
-async def sse(http: httpx.AsyncClient, task_id: str, after: int) -> AsyncGenerator[State, None]:
-    """`GET /tasks/{id}/events`, resuming with Last-Event-ID."""
-    headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}
+async def sse(
+    http: httpx.AsyncClient, task_id: str, after: int, auth: dict[str, str] | None = None
+) -> AsyncGenerator[State, None]:
+    """`GET /tasks/{id}/events`, resuming with Last-Event-ID; `auth` replaces the client's header."""
+    headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache", **(auth or {})}
     if after:
         headers["Last-Event-ID"] = str(after)
     async with http.stream("GET", f"/tasks/{task_id}/events", headers=headers) as response:
@@ -140,7 +142,13 @@ async def websocket(
 
 
 async def poll(
-    http: httpx.AsyncClient, task_id: str, after: int, *, wait: float, idle: float
+    http: httpx.AsyncClient,
+    task_id: str,
+    after: int,
+    *,
+    wait: float,
+    idle: float,
+    auth: dict[str, str] | None = None,
 ) -> AsyncGenerator[State, None]:
     """Long-poll `GET /tasks/{id}?wait=&seq=` until a terminal state.
 
@@ -150,7 +158,7 @@ async def poll(
     seq = after
     while True:
         started = time.monotonic()
-        state = await _poll_once(http, task_id, seq, wait)
+        state = await _poll_once(http, task_id, seq, wait, auth or {})
         if state is not None and int(state["seq"]) > seq:
             seq = int(state["seq"])
             yield state
@@ -160,9 +168,11 @@ async def poll(
             await asyncio.sleep(idle)
 
 
-async def _poll_once(http: httpx.AsyncClient, task_id: str, seq: int, wait: float) -> State | None:
+async def _poll_once(
+    http: httpx.AsyncClient, task_id: str, seq: int, wait: float, auth: dict[str, str]
+) -> State | None:
     params = {"wait": str(wait), "seq": str(seq)}
-    headers = {"If-None-Match": f'"{seq}"'} if seq else {}
+    headers = {"If-None-Match": f'"{seq}"', **auth} if seq else auth
     response = await http.get(f"/tasks/{task_id}", params=params, headers=headers, timeout=wait + 10)
     if response.status_code == 304:
         return None

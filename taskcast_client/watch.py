@@ -1,7 +1,7 @@
 """Submit a task (or pick one by id) and print each of its states as it comes.
 
     taskcast-watch "a prompt" --duration 2 --steps 4 [--fail] [--transport auto|sse|ws|poll]
-    taskcast-watch --task-id ID [--url http://127.0.0.1:8000] [--api-key K]
+    taskcast-watch --task-id ID [--url http://127.0.0.1:8000] [--api-key K | --token T]
     python -m taskcast_client.watch ...            (the same)
 
 Exit status: 0 DONE, 1 FAILED, 2 CANCELLED, 3 anything else (unknown task, no connection,
@@ -44,6 +44,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--url", default=os.environ.get("TASKCAST_URL", "http://127.0.0.1:8000"))
     parser.add_argument("--transport", choices=["auto", "sse", "ws", "poll"], default="auto")
     parser.add_argument("--api-key", default=os.environ.get("TASKCAST_API_KEY"))
+    parser.add_argument(
+        "--token", default=os.environ.get("TASKCAST_WATCH_TOKEN"), help="watch token for --task-id"
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log every reconnect")
     args = parser.parse_args(argv)
     if (args.prompt is None) == (args.task_id is None):
@@ -83,7 +86,7 @@ async def run(args: argparse.Namespace) -> int:
             cached = " (answered from the cache)" if submitted.get("cached") else ""
             print(f"task {task_id} submitted{cached}", flush=True)
         status, via = "", None
-        async for state in client.watch(task_id, transport=args.transport):
+        async for state in client.watch(task_id, transport=args.transport, token=args.token):
             if client.transport != via:
                 via = client.transport
                 print(f"following task {task_id} via {via}", file=sys.stderr, flush=True)

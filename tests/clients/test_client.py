@@ -165,3 +165,24 @@ async def test_watch_with_a_wrong_key_raises_401_at_once(
                 pass
 
     assert exc.value.status == 401
+
+
+@pytest.mark.parametrize("transport", ["sse", "ws", "poll"])
+async def test_a_client_without_the_key_watches_with_the_watch_token_on_every_transport(
+    start_server: Callable[..., LiveServer], worker: Runner, transport: Any
+) -> None:
+    server = start_server(api_key="s3cret")
+    async with TaskcastClient(server.url, api_key="s3cret") as owner:
+        submitted = await owner.submit("hello token", duration=0.1)
+    task_id, token = submitted["task_id"], submitted["watch_token"]
+
+    async with TaskcastClient(server.url) as watcher:
+        states = [s async for s in watcher.watch(task_id, transport=transport, token=token)]
+        state = await watcher.get(task_id)
+        with pytest.raises(ApiError) as refused:
+            await watcher.cancel(task_id)
+
+    assert owner.tokens == {task_id: token}
+    _assert_one_pass(states, "DONE")
+    assert state["status"] == "DONE"
+    assert refused.value.status == 401

@@ -136,3 +136,18 @@ async def test_cli_runs_as_a_module_too(live_server: LiveServer, worker: Runner)
 
     assert run.code == 0, run.err
     assert "DONE" in run.states[-1]
+
+
+async def test_cli_watches_a_task_with_a_watch_token(
+    start_server: Callable[..., LiveServer], worker: Runner
+) -> None:
+    server = start_server(api_key="s3cret")
+    async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": "Bearer s3cret"}) as owner:
+        submitted = (await owner.post("/tasks", json={"prompt": "cli token"})).json()
+
+    run = await _watch(
+        "--task-id", submitted["task_id"], "--token", submitted["watch_token"], "--url", server.url
+    )
+
+    assert run.code == 0, run.err
+    assert "DONE" in run.states[-1]
