@@ -1,7 +1,38 @@
 // HTTP calls to the taskcast API, URL building for the streaming transports,
 // and turning error answers into sentences a person can act on.
+//
+// Credentials: the API key only submits and cancels. Watching (GET, SSE, WebSocket) uses the
+// task's watch token from POST /tasks, good for that one task; a server without API_KEY
+// hands out none and needs none.
 
 const API_KEY_STORAGE = "taskcast.apiKey";
+const TOKENS_STORAGE = "taskcast.watchTokens";
+
+function loadTokens() {
+  try {
+    return JSON.parse(localStorage.getItem(TOKENS_STORAGE) ?? "{}") ?? {};
+  } catch {
+    return {};
+  }
+}
+
+/** The task's watch token, or null (an open server, or a task from before tokens). */
+export function watchToken(taskId) {
+  return loadTokens()[taskId] ?? null;
+}
+
+function saveToken(taskId, token) {
+  const tokens = loadTokens();
+  tokens[taskId] = token;
+  localStorage.setItem(TOKENS_STORAGE, JSON.stringify(tokens));
+}
+
+/** Drop the tokens of tasks the page no longer lists. */
+export function keepTokens(taskIds) {
+  const tokens = loadTokens();
+  const kept = Object.fromEntries(taskIds.filter((id) => tokens[id]).map((id) => [id, tokens[id]]));
+  localStorage.setItem(TOKENS_STORAGE, JSON.stringify(kept));
+}
 
 export function getApiKey() {
   return localStorage.getItem(API_KEY_STORAGE) ?? "";
@@ -16,14 +47,12 @@ export function taskPath(taskId) {
   return `/tasks/${encodeURIComponent(taskId)}`;
 }
 
-/** EventSource and WebSocket cannot send headers, so the key travels as ?api_key=. */
+/** EventSource and WebSocket cannot send headers, so a watch token travels as ?token=. */
 export function streamUrl(path, params = {}) {
   const url = new URL(path, location.href);
   for (const [name, value] of Object.entries(params)) {
     if (value !== null && value !== undefined) url.searchParams.set(name, String(value));
   }
-  const key = getApiKey();
-  if (key) url.searchParams.set("api_key", key);
   return url.href;
 }
 
@@ -34,15 +63,14 @@ export function wsUrl(path, params = {}) {
 }
 
 /** fetch() that never throws on an HTTP status; it throws only when the server is unreachable. */
-async function request(method, path, { body, headers = {}, signal } = {}) {
-  const key = getApiKey();
+async function request(method, path, { body, headers = {}, signal, bearer = getApiKey() } = {}) {
   const init = {
     method,
     headers: { Accept: "application/json", ...headers },
     cache: "no-store",
     signal,
   };
-  if (key) init.headers.Authorization = `Bearer ${key}`;
+  if (bearer) init.headers.Authorization = `Bearer ${bearer}`;
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -61,8 +89,10 @@ async function readBody(response) {
   }
 }
 
-export function submitTask(body) {
-  return request("POST", "/tasks", { body });
+export async function submitTask(body) {
+  const answer = await request("POST", "/tasks", { body });
+  if (answer.data?.watch_token) saveToken(answer.data.task_id, answer.data.watch_token);
+  return answer;
 }
 
 export function cancelTask(taskId) {
@@ -76,7 +106,7 @@ export function getTask(taskId, { wait, seq, etag, signal } = {}) {
   if (seq !== null && seq !== undefined) params.set("seq", String(seq));
   const query = params.toString() ? `?${params}` : "";
   const headers = etag ? { "If-None-Match": etag } : {};
-  return request("GET", taskPath(taskId) + query, { headers, signal });
+  return request("GET", taskPath(taskId) + query, { headers, signal, bearer: watchToken(taskId) });
 }
 
 export const UNREACHABLE = "Cannot reach the server. Is the API running?";
@@ -85,7 +115,7 @@ export function describeError({ status, headers, data }) {
   switch (status) {
     case 401:
     case 403:
-      return "The server wants an API key: enter it under “API key”.";
+      return "The server wants an API key (to submit or cancel) or a valid watch token (to watch): enter the key under “API key”.";
     case 404:
       return "Unknown task: it never existed or has expired.";
     case 409:

@@ -8,7 +8,7 @@ const IDLE_CLOSE_MS = 15000;
 
 export class Mux {
   /**
-   * url(): the socket URL; seqOf(id): last applied seq or null;
+   * url(taskIds): the socket URL; seqOf(id): last applied seq or null; tokenOf(id): watch token or null;
    * onEvent(frame), onControl(frame), onDrop({ everOpened }), onState().
    */
   constructor(hooks) {
@@ -57,7 +57,7 @@ export class Mux {
   #connect() {
     this.retryTimer = 0;
     if (!this.subs.size) return this.#setState("idle");
-    const socket = new WebSocket(this.hooks.url());
+    const socket = new WebSocket(this.hooks.url([...this.subs]));
     this.socket = socket;
     this.#setState("connecting");
     socket.onopen = () => this.#opened(socket);
@@ -100,6 +100,8 @@ export class Mux {
     const lastSeq = this.hooks.seqOf(taskId);
     const frame = { op: "subscribe", task_id: taskId };
     if (lastSeq !== null && lastSeq !== undefined) frame.last_seq = lastSeq;
+    const token = this.hooks.tokenOf(taskId);
+    if (token) frame.token = token;
     this.#send(frame);
   }
 

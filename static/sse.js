@@ -1,6 +1,6 @@
 // One EventSource for one task. It only reports; watch.js decides what an error means.
 
-import { streamUrl, taskPath } from "./api.js";
+import { streamUrl, taskPath, watchToken } from "./api.js";
 
 // The server sends the current state first, so a fresh stream that stays silent this long
 // is being held up somewhere (a buffering proxy, say) and auto mode should move on.
@@ -13,7 +13,8 @@ const FIRST_EVENT_TIMEOUT_MS = 10000;
  */
 export function openSse(task, hooks) {
   const resuming = task.seq !== null;
-  const url = streamUrl(`${taskPath(task.task_id)}/events`, resuming ? { last_event_id: task.seq } : {});
+  const params = { token: watchToken(task.task_id), last_event_id: resuming ? task.seq : null };
+  const url = streamUrl(`${taskPath(task.task_id)}/events`, params);
   const source = new EventSource(url);
   let working = false;
 

@@ -1,6 +1,8 @@
 // The page's task list: one plain object per task, kept in localStorage so a reload
 // shows the same list and resumes watching the tasks that have not ended.
 
+import { keepTokens } from "./api.js";
+
 export const TERMINAL = new Set(["DONE", "FAILED", "CANCELLED"]);
 
 const STORAGE_KEY = "taskcast.tasks.v1";
@@ -123,6 +125,7 @@ export function saveNow() {
   const list = newestFirst().map(({ link, ...rest }) => rest);
   try {
     localStorage.setItem(STORAGE_KEY, JSON.stringify(list));
+    keepTokens(list.map((task) => task.task_id));
   } catch {
     // Storage full or disabled: the page keeps working from memory.
   }

@@ -11,7 +11,7 @@
 // silent stream makes auto mode fall back (SSE → WebSocket → polling), and an
 // unreachable one means "wait and reconnect".
 
-import { describeError, getTask, wsUrl } from "./api.js";
+import { describeError, getTask, watchToken, wsUrl } from "./api.js";
 import { Backoff } from "./backoff.js";
 import { Slots } from "./slots.js";
 import { Mux } from "./mux.js";
@@ -32,7 +32,10 @@ let autoLevel = "sse";
 let probingSocket = false;
 
 const mux = new Mux({
-  url: () => wsUrl("/ws"),
+  // A server with API_KEY admits /ws with any valid watch token; each subscribe frame then
+  // carries the token of its own task.
+  url: (taskIds) => wsUrl("/ws", { token: taskIds.map(watchToken).find(Boolean) }),
+  tokenOf: watchToken,
   seqOf: (taskId) => tasks.get(taskId)?.seq ?? null,
   onEvent: socketEvent,
   onControl: socketControl,

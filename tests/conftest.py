@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -11,13 +12,53 @@ import pytest
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
+from server import logs
 from server.main import create_app
 from server.settings import Settings
 from taskstore import Keys, TaskQueue, TaskStore
-from tests.helpers import RedisProcess, ServedApp
+from tests.helpers import ROOT, RedisProcess, ServedApp
 from worker.handlers import load_handler
 from worker.runner import Runner
 from worker.settings import WorkerSettings
+
+SERVER_LOG = ROOT / "test-artifacts" / "servers.log"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _app_logs_to_a_file() -> Iterator[None]:
+    """Apps created in this process log to test-artifacts/servers.log, never to the terminal.
+
+    `create_app` puts a stderr handler on the root logger. A line a server thread writes while
+    pytest is between two tests (a stream's "closed" line, a reconnect warning) went straight
+    to the terminal, between the progress dots. Each handler it installs is swapped for one
+    shared file handler; pytest's own handlers stay, so a failing test still shows its log.
+    """
+    SERVER_LOG.parent.mkdir(exist_ok=True)
+    SERVER_LOG.write_text("")
+    # Appending: uvicorn's dictConfig closes every handler, and only an appending one reopens.
+    to_file = logging.FileHandler(SERVER_LOG, mode="a", encoding="utf-8")
+    configure = logs.configure
+
+    def configure_to_file(*args: Any, **kwargs: Any) -> None:
+        configure(*args, **kwargs)
+        _divert_root_handlers(to_file)
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(logs, "configure", configure_to_file)
+    yield
+    patch.undo()
+    logging.getLogger().removeHandler(to_file)
+    to_file.close()
+
+
+def _divert_root_handlers(to_file: logging.Handler) -> None:
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if handler is not to_file and not type(handler).__module__.startswith("_pytest"):
+            root.removeHandler(handler)
+            to_file.setFormatter(handler.formatter)
+    if to_file not in root.handlers:
+        root.addHandler(to_file)
 
 
 @pytest.fixture(scope="session")

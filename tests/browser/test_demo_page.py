@@ -6,9 +6,10 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, Request, expect
 
 from server.main import create_app
 from server.settings import Settings
@@ -123,3 +124,36 @@ def test_demo_page_after_a_few_tasks(
     expect(running.locator(".cancel")).to_be_hidden()
     if for_docs:
         shutil.copyfile(path, ROOT / "docs" / "demo-page.png")
+
+
+@pytest.mark.parametrize("transport", ["sse", "websocket", "polling"])
+def test_with_an_api_key_the_page_watches_with_the_watch_token_and_keeps_the_key_for_submit(
+    page: Page,
+    start_server: Callable[..., LiveServer],
+    worker: subprocess.Popen[bytes],
+    transport: str,
+) -> None:
+    key = "page-api-key"
+    server = start_server(api_key=key)
+    requests: list[Request] = []
+    sockets: list[str] = []
+    page.on("request", lambda request: requests.append(request))
+    page.on("websocket", lambda ws: sockets.append(ws.url))
+    page.goto(server.url)
+    page.fill("#api-key", key)
+    page.dispatch_event("#api-key", "change")
+    page.select_option("#transport", transport)
+
+    task = _submit(page, f"hello token {transport}", duration=0.3, steps=1)
+
+    expect(task).to_have_attribute("data-status", "DONE")
+    expect(task).to_have_attribute("data-transport", transport)
+    watching = [r for r in requests if r.method == "GET" and "/tasks/" in r.url]
+    assert all(r.headers.get("authorization") != f"Bearer {key}" for r in watching)
+    assert all(key not in url for url in [r.url for r in requests] + sockets)
+    submits = [r for r in requests if r.method == "POST"]
+    assert [r.headers.get("authorization") for r in submits] == [f"Bearer {key}"]
+    if transport == "sse":
+        assert any("token=" in r.url for r in watching if r.url.split("?")[0].endswith("/events"))
+    if transport == "websocket":
+        assert sockets and all("token=" in url for url in sockets)
