@@ -77,23 +77,7 @@ class AccessControl:
         token = _query(scope, "token") or bearer
         if token is None or self.tokens is None:
             return NO_KEY
-        return self._token_problem(scope, token.decode("latin-1"))
-
-    def _token_problem(self, scope: Scope, token: str) -> str | None:
-        """Why `token` does not open this request; None when it does (a watch of its task)."""
-        tokens, path = self.tokens, scope["path"]
-        if tokens is None:
-            return NO_KEY
-        if scope["type"] == "websocket" and path == "/ws":
-            scope[WATCH_ONLY] = token
-            return _refusal(tokens.subject, token)
-        pattern = _WATCH_WS if scope["type"] == "websocket" else _WATCH_HTTP
-        watched = pattern.fullmatch(path)
-        if watched is None or scope.get("method", "GET") != "GET":
-            return (
-                "a watch token only watches (GET a task, its events or its sockets); this needs the API key"
-            )
-        return _refusal(tokens.check, token, watched.group(1))
+        return _token_problem(scope, self.tokens, token.decode("latin-1"))
 
     def _origin_problem(self, scope: Scope) -> str | None:
         """Browsers always send Origin on a WebSocket; other clients usually send none."""
@@ -104,6 +88,19 @@ class AccessControl:
         if origin in self.allowed_origins or urlsplit(origin).netloc.encode() == _header(scope, b"host"):
             return None
         return FOREIGN
+
+
+def _token_problem(scope: Scope, tokens: WatchTokens, token: str) -> str | None:
+    """Why `token` does not open this request; None when it does (a watch of its task)."""
+    path = scope["path"]
+    if scope["type"] == "websocket" and path == "/ws":
+        scope[WATCH_ONLY] = token
+        return _refusal(tokens.subject, token)
+    pattern = _WATCH_WS if scope["type"] == "websocket" else _WATCH_HTTP
+    watched = pattern.fullmatch(path)
+    if watched is None or scope.get("method", "GET") != "GET":
+        return WATCH_ONLY_REFUSAL
+    return _refusal(tokens.check, token, watched.group(1))
 
 
 def _is_open(path: str) -> bool:

@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     tokens = app.state.tokens = settings.watch_tokens
-    api_key = settings.api_key.get_secret_value() if settings.api_key else None
+    api_key = settings.api_key_value
     # Added last = outermost: CORS answers preflights before access control sees them.
     app.add_middleware(
         AccessControl, api_key=api_key, tokens=tokens, allowed_origins=settings.allowed_origins

@@ -41,19 +41,22 @@ class Settings(BaseSettings, StoreConfig, LogConfig):
     cors_origins: str = Field("", description="comma-separated origins allowed by CORS and on WebSockets")
 
     @property
+    def api_key_value(self) -> str | None:
+        """The API key; None when unset or empty (`API_KEY=`): the API is open."""
+        return self.api_key.get_secret_value() or None if self.api_key else None
+
+    @property
     def watch_tokens(self) -> WatchTokens | None:
         """The watch-token signer and checker; None while the API is open (no API_KEY)."""
-        if self.api_key is None:
+        key = self.api_key_value
+        if key is None:
             return None
         previous = self.token_secret_previous.get_secret_value() if self.token_secret_previous else None
-        return WatchTokens(self._token_secret(), previous, self.watch_token_ttl)
-
-    def _token_secret(self) -> str:
         if self.token_secret is not None:
-            return self.token_secret.get_secret_value()
-        # Derived, not random: every API process of a deployment must accept every token.
-        key = self.api_key.get_secret_value().encode() if self.api_key else b""
-        return hmac.new(key, b"taskcast watch tokens", hashlib.sha256).hexdigest()
+            secret = self.token_secret.get_secret_value()
+        else:  # derived, not random: every API process of a deployment must accept every token
+            secret = hmac.new(key.encode(), b"taskcast watch tokens", hashlib.sha256).hexdigest()
+        return WatchTokens(secret, previous, self.watch_token_ttl)
 
     @property
     def allowed_origins(self) -> frozenset[str]:

@@ -233,7 +233,11 @@ async def test_ws_without_key_or_token_closes_4401(secured: LiveServer) -> None:
     assert exc.value.code == 4401
 
 
-async def test_without_an_api_key_there_is_no_token_and_everything_is_open(live_server: LiveServer) -> None:
+@pytest.mark.parametrize("api_key", [None, ""])
+async def test_without_an_api_key_there_is_no_token_and_everything_is_open(
+    start_server: Callable[..., LiveServer], api_key: str | None
+) -> None:
+    live_server = start_server(api_key=api_key)
     async with httpx.AsyncClient(base_url=live_server.url) as client:
         submitted = (await client.post("/tasks", json={"prompt": "open"})).json()
         state = await client.get(f"/tasks/{submitted['task_id']}")
