@@ -13,13 +13,15 @@ from pathlib import Path
 from typing import Any
 
 import uvicorn
+from redis.asyncio import Redis
 from starlette.types import ASGIApp
 
 from server.embedded_redis import EmbeddedRedis, free_port
+from taskstore import Keys
 
 ROOT = Path(__file__).resolve().parents[1]
 
-__all__ = ["RedisProcess", "ServedApp", "free_port", "spawn_api", "spawn_worker", "wait_for"]
+__all__ = ["RedisProcess", "ServedApp", "free_port", "keys_written", "spawn_api", "spawn_worker", "wait_for"]
 
 
 class RedisProcess(EmbeddedRedis):
@@ -42,6 +44,13 @@ async def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what or check}")
         await asyncio.sleep(interval)
+
+
+async def keys_written(redis: Redis, keys: Keys | None = None) -> list[bytes]:
+    """What requests wrote: every key but the task stream while it stays as the API created it
+    at start (empty, with the workers' group)."""
+    stream = (keys or Keys()).stream.encode()
+    return [k for k in await redis.keys("*") if k != stream or await redis.xlen(stream)]
 
 
 def spawn_worker(redis_url: str, **env: str) -> subprocess.Popen[bytes]:

@@ -8,20 +8,13 @@ from redis.asyncio import Redis
 
 from server.main import create_app
 from server.settings import Settings
-from taskstore import Keys
+from tests.helpers import keys_written
 
 
 @pytest.fixture
 def api(settings: Settings) -> Iterator[TestClient]:
     with TestClient(create_app(settings.model_copy(update={"max_body_bytes": 8192}))) as c:
         yield c
-
-
-async def _written(redis: Redis) -> list[bytes]:
-    """What requests wrote: every key but the task stream while it stays as the API created it
-    at start (empty, with the workers' group)."""
-    stream = Keys().stream.encode()
-    return [k for k in await redis.keys("*") if k != stream or await redis.xlen(stream)]
 
 
 def test_submit_answers_202_with_location(api: TestClient) -> None:
@@ -85,14 +78,14 @@ async def test_bad_input_answers_422_naming_the_field_and_writes_nothing(
 
     assert response.status_code == 422
     assert any(err["loc"][-1] == field for err in response.json()["detail"])
-    assert await _written(redis) == []
+    assert await keys_written(redis) == []
 
 
 async def test_malformed_json_answers_422_and_writes_nothing(api: TestClient, redis: Redis) -> None:
     response = api.post("/tasks", content=b'{"prompt": ', headers={"content-type": "application/json"})
 
     assert response.status_code == 422
-    assert await _written(redis) == []
+    assert await keys_written(redis) == []
 
 
 async def test_oversize_body_answers_413_and_writes_nothing(api: TestClient, redis: Redis) -> None:
@@ -101,7 +94,7 @@ async def test_oversize_body_answers_413_and_writes_nothing(api: TestClient, red
     response = api.post("/tasks", content=body, headers={"content-type": "application/json"})
 
     assert response.status_code == 413
-    assert await _written(redis) == []
+    assert await keys_written(redis) == []
 
 
 async def test_oversize_chunked_body_answers_413(api: TestClient, redis: Redis) -> None:
@@ -114,7 +107,7 @@ async def test_oversize_chunked_body_answers_413(api: TestClient, redis: Redis) 
     response = api.post("/tasks", content=chunks(), headers={"content-type": "application/json"})
 
     assert response.status_code == 413
-    assert await _written(redis) == []
+    assert await keys_written(redis) == []
 
 
 def test_cancel_pending_task_answers_202_then_409(api: TestClient) -> None:
@@ -165,7 +158,7 @@ async def test_json_that_cannot_be_stored_answers_422_and_writes_nothing(
 
     assert response.status_code == 422
     assert any(err["loc"][-1] == field for err in response.json()["detail"])
-    assert await _written(redis) == []
+    assert await keys_written(redis) == []
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/octet-stream"])
@@ -176,7 +169,7 @@ async def test_non_json_body_that_is_not_utf8_answers_422_and_writes_nothing(
 
     assert response.status_code == 422
     assert response.json()["detail"][0]["loc"] == ["body"]
-    assert await _written(redis) == []
+    assert await keys_written(redis) == []
 
 
 def test_cancel_answers_404_and_409_as_its_schema_documents(api: TestClient) -> None:
@@ -199,4 +192,4 @@ async def test_non_json_number_constants_answer_422_and_write_nothing(
     response = api.post("/tasks", content=body, headers={"content-type": "application/json"})
 
     assert response.status_code == 422
-    assert await _written(redis) == []
+    assert await keys_written(redis) == []
