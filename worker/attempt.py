@@ -2,9 +2,11 @@
 
     handler (TASK_TIMEOUT) ─▶ result ─────────────────────────────▶ DONE + cache write ─▶ ack
                            └▶ error, attempts left ─────────────▶ PENDING + delayed set ─▶ ack
-                           └▶ error on the last attempt, or
+                           └▶ error on the last attempt, a timeout
+                              (unless RETRY_ON_TIMEOUT), a
                               PermanentError, or a bad request ─▶ FAILED + dead letter ─▶ ack
                                                                   (one atomic step)
+    progress reports ─▶ ProgressGate (PROGRESS_RATE) ─▶ closed before any of the moves above
     stopped because the task was CANCELLED ─▶ ack, nothing written (the move would be rejected)
     stopped because the lease went to another worker, or by shutdown ─▶ no write, no ack
 
@@ -19,8 +21,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
+from typing import Any
 
 from taskstore import (
     TERMINAL,
@@ -39,7 +42,8 @@ from worker.batch import Batcher
 from worker.faults import AFTER_FINAL_FAILURE, crash_point
 from worker.handlers import Handler, PermanentError, TaskContext
 from worker.loops import REDIS_DOWN, Backoff
-from worker.retry import backoff_delay
+from worker.progress import ProgressGate
+from worker.retry import RetryPolicy
 from worker.settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -69,6 +73,15 @@ class Outcome:
     result_json: str | None = None
     error: str = ""
     permanent: bool = False
+    timed_out: bool = False
+    progress: float | None = None  # the last value the handler reported
+
+
+def retried(outcome: Outcome, attempt: int, policy: RetryPolicy) -> bool:
+    """Whether a failed attempt gets another one under `policy`."""
+    if outcome.permanent or attempt >= policy.max_attempts:
+        return False
+    return policy.retry_on_timeout or not outcome.timed_out
 
 
 class Executor:
@@ -92,15 +105,18 @@ class Executor:
             raise
         if outcome.result_json is not None:
             await self._done(job, outcome.result_json)
-        elif outcome.permanent or job.attempt >= self.settings.max_attempts:
-            await self.fail(job, outcome.error)
-        else:
+        elif retried(outcome, job.attempt, self.settings.retry_policy):
             await self._retry(job, outcome.error)
+        else:
+            await self.fail(job, outcome.error, outcome.progress)
 
-    async def fail(self, job: Job, error: str) -> None:
-        """FAILED and a copy to the dead-letter stream (one step), then ack."""
+    async def fail(self, job: Job, error: str, progress: float | None = None) -> None:
+        """FAILED (carrying the last progress reported) and a copy to the dead-letter stream (one step), then ack."""
         task_id = job.entry.task_id
-        move = Move(task_id, TaskStatus.FAILED, {"error": error}, job.token, dead_letter=True)
+        fields = {"error": error}
+        if progress is not None:
+            fields["progress"] = encode_number(progress)
+        move = Move(task_id, TaskStatus.FAILED, fields, job.token, dead_letter=True)
         if await self._settle(job, move):
             crash_point(AFTER_FINAL_FAILURE)
             log.warning(
@@ -139,14 +155,23 @@ class Executor:
             prompt, params = decode_request(job.request)
         except ValueError as e:
             return Outcome(error=f"malformed request: {e}", permanent=True)
-        ctx = TaskContext(job.entry.task_id, job.attempt, partial(self._progress, job))
+        gate = ProgressGate(partial(self._progress, job), self.settings.progress_rate)
+        try:
+            ctx = TaskContext(job.entry.task_id, job.attempt, gate.report)
+            outcome = await self._call(prompt, params, ctx)
+        finally:
+            latest = gate.close()
+        await gate.landed()  # the state change written next must not be overtaken by a progress write
+        return replace(outcome, progress=latest)
+
+    async def _call(self, prompt: str, params: dict[str, Any], ctx: TaskContext) -> Outcome:
         timeout = self.settings.task_timeout
         try:
             async with asyncio.timeout(timeout) as deadline:
                 result = await self.handler(prompt, params, ctx)
         except TimeoutError as e:
             if deadline.expired():
-                return Outcome(error=f"timed out after {timeout:g} s")
+                return Outcome(error=f"timed out after {timeout:g} s", timed_out=True)
             return Outcome(error=f"TimeoutError: {e}")
         except PermanentError as e:
             return Outcome(error=f"{type(e).__name__}: {e}", permanent=True)
@@ -167,7 +192,7 @@ class Executor:
             )
 
     async def _retry(self, job: Job, error: str) -> None:
-        delay = backoff_delay(job.attempt, self.settings.retry_backoff, self.settings.retry_backoff_max)
+        delay = self.settings.retry_policy.delay(job.attempt)
         fields = {"error": error, "progress": ""}
         if await self._settle(job, Move(job.entry.task_id, TaskStatus.PENDING, fields, job.token)):
             due = time.time() + delay
@@ -216,12 +241,10 @@ class Executor:
                 # The lease loop keeps the entry ours meanwhile; giving up here would rerun the task.
                 await backoff.pause(self._never, e)
 
-    async def _progress(self, job: Job, fraction: float) -> None:
+    def _progress(self, job: Job, fraction: float) -> asyncio.Future[Any]:
+        """Queue one progress write (the gate decides when, and drops a failed one)."""
         move = Move(job.entry.task_id, TaskStatus.RUNNING, {"progress": encode_number(fraction)}, job.token)
-        try:
-            await self.batcher.move(move)
-        except REDIS_DOWN:
-            pass  # progress is advisory: a lost update must not fail the task
+        return self.batcher.move(move)
 
     def _stopped(self, job: Job) -> None:
         if job.stopped_because == "cancelled":

@@ -8,6 +8,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from pydantic import ValidationError
+
+from taskstore.demo import MAX_DURATION, MAX_STEPS, DemoParams
+
 
 @dataclass(frozen=True, slots=True)
 class TaskContext:
@@ -36,22 +40,29 @@ class DemoFailure(Exception):
 
 async def demo(prompt: str, params: dict[str, Any], ctx: TaskContext) -> Any:
     """Sleep `duration` seconds in `steps` steps reporting progress; fail when asked to."""
-    try:
-        duration = max(0.0, float(params.get("duration", 0)))
-        steps = max(0, int(params.get("steps", 0)))
-    except (TypeError, ValueError) as e:
-        raise PermanentError(f"duration and steps must be numbers: {e}") from e
-    for step in range(1, steps + 1):
-        await asyncio.sleep(duration / steps)
-        await ctx.progress(step / steps)
-    if not steps and duration:
-        await asyncio.sleep(duration)
-    if params.get("fail"):
+    p = _demo_params(params)
+    for step in range(1, p.steps + 1):
+        await asyncio.sleep(p.duration / p.steps)
+        await ctx.progress(step / p.steps)
+    if not p.steps and p.duration:
+        await asyncio.sleep(p.duration)
+    if p.fail:
         raise DemoFailure(f"failed on purpose (attempt {ctx.attempt})")
-    if ctx.attempt <= int(params.get("fail_times", 0)):
-        raise DemoFailure(f"failed on purpose, attempt {ctx.attempt} of fail_times={params['fail_times']}")
+    if ctx.attempt <= p.fail_times:
+        raise DemoFailure(f"failed on purpose, attempt {ctx.attempt} of fail_times={p.fail_times}")
     words = prompt.split()
     return {"echo": prompt, "upper": prompt.upper(), "words": len(words), "chars": len(prompt)}
+
+
+def _demo_params(params: dict[str, Any]) -> DemoParams:
+    try:
+        return DemoParams.model_validate(params)
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors())
+        limits = f"duration 0-{MAX_DURATION:g} s, steps 0-{MAX_STEPS}"
+        raise PermanentError(
+            f"duration and steps must be numbers within the demo's limits ({limits}): {problems}"
+        ) from e
 
 
 def load_handler(path: str) -> Handler:

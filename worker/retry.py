@@ -12,6 +12,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from taskstore import TaskQueue
 
@@ -20,6 +21,25 @@ log = logging.getLogger(__name__)
 # Seconds between scheduler passes: a retry starts at most this much after it is due.
 POLL_SECONDS = 0.2
 _BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """When a failed attempt gets another one, and after how long.
+
+    One per worker today (from its settings); the seam where a kind's own policy goes.
+    """
+
+    max_attempts: int
+    backoff: float
+    backoff_max: float
+    # A timed-out attempt already held its slot for TASK_TIMEOUT; retrying it by default let a
+    # few huge requests fill every worker for TASK_TIMEOUT x attempts.
+    retry_on_timeout: bool = False
+
+    def delay(self, attempt: int) -> float:
+        """Seconds before the retry after `attempt` failed."""
+        return backoff_delay(attempt, self.backoff, self.backoff_max)
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rand: Callable[[], float] = random.random) -> float:

@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from taskstore.config import StoreConfig
 from taskstore.logs import LogConfig
+from worker.retry import RetryPolicy
 
 
 def default_consumer() -> str:
@@ -24,6 +25,10 @@ class WorkerSettings(BaseSettings, StoreConfig, LogConfig):
     max_retries: int = Field(3, ge=0)
     retry_backoff: float = Field(1.0, ge=0, description="seconds before the first retry; doubles after")
     retry_backoff_max: float = Field(60.0, ge=0)
+    retry_on_timeout: bool = Field(False, description="retry an attempt that ran past TASK_TIMEOUT")
+    progress_rate: float = Field(
+        10.0, ge=0, description="progress writes per task per second, the latest kept; 0 = every one"
+    )
     visibility_timeout: float = Field(30.0, gt=0)
     shutdown_grace: float = Field(10.0, ge=0)
     consumer_name: str = Field(default_factory=default_consumer)
@@ -34,6 +39,13 @@ class WorkerSettings(BaseSettings, StoreConfig, LogConfig):
     @property
     def max_attempts(self) -> int:
         return self.max_retries + 1
+
+    @property
+    def retry_policy(self) -> RetryPolicy:
+        """Every task's retry policy (per kind once kinds have settings of their own)."""
+        return RetryPolicy(
+            self.max_attempts, self.retry_backoff, self.retry_backoff_max, self.retry_on_timeout
+        )
 
     @property
     def lease_interval(self) -> float:

@@ -52,7 +52,7 @@ async def test_transitions_are_counted_by_new_status(
     progress = value("taskcast_worker_progress_updates_total")
     start_worker(max_retries=1, retry_backoff=0)
 
-    ok = await store.submit("fine", {"steps": 2})
+    ok = await store.submit("fine", {"steps": 2, "duration": 0.4})  # 5 steps/s: under PROGRESS_RATE
     retried = await store.submit("once more", {"fail_times": 1})
     failed = await store.submit("never", {"fail": True})
     await wait_for(lambda: all_finished(store, [ok.task_id, retried.task_id, failed.task_id]))

@@ -1,0 +1,34 @@
+"""The demo handler's params and their documented maxima.
+
+Here, beside the request model, because both processes read them: the API refuses params
+beyond the maxima with a 422 (VALIDATE_DEMO_PARAMS), and the demo handler reads its params
+through the same model, so a task that reached it another way fails at once, never runs long.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MAX_DURATION = 600.0  # seconds
+MAX_STEPS = 1000
+
+
+class DemoParams(BaseModel):
+    """`params` as the demo handler reads them; other keys are let through untouched."""
+
+    model_config = ConfigDict(extra="allow")
+
+    duration: float = Field(0.0, ge=0, le=MAX_DURATION, allow_inf_nan=False, description="seconds of work")
+    steps: int = Field(0, ge=0, le=MAX_STEPS, description="progress reports along the way")
+    fail: bool = Field(False, description="fail every attempt")
+    fail_times: int = Field(0, ge=0, description="fail the first N attempts")
+
+
+DEMO_KEYS = frozenset(DemoParams.model_fields)
+
+
+def reads_demo_params(params: dict[str, Any]) -> bool:
+    """Whether `params` holds any key the demo handler reads (else there is nothing to check)."""
+    return not DEMO_KEYS.isdisjoint(params)
