@@ -3,32 +3,18 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
 
 from taskstore import TaskQueue, TaskStore, decode_state
 from taskstore.deadletters import DeadLetters
 from tests.helpers import wait_for
-from tests.worker.waits import dead_letters, final
+from tests.worker.waits import dead_letters, events_until_end, final
 from worker.retry import backoff_delay
 from worker.runner import Runner
 
 FAST = {"retry_backoff": 0.01, "retry_backoff_max": 0.05}
-
-
-async def _events_until_end(redis: Redis, channel: str, started: asyncio.Event) -> list[dict[str, Any]]:
-    pubsub = redis.pubsub()
-    await pubsub.subscribe(channel)
-    await pubsub.get_message(timeout=2)  # the subscribe confirmation
-    started.set()
-    events: list[dict[str, Any]] = []
-    while not events or events[-1]["status"] not in ("DONE", "FAILED"):
-        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5)
-        if message:
-            events.append(decode_state(message["data"]))
-    await pubsub.aclose()
-    return events
 
 
 async def test_fail_times_2_is_retried_visibly_and_ends_done_on_attempt_3(
@@ -36,7 +22,7 @@ async def test_fail_times_2_is_retried_visibly_and_ends_done_on_attempt_3(
 ) -> None:
     sub = await store.submit("flaky", {"fail_times": 2})
     subscribed = asyncio.Event()
-    listening = asyncio.create_task(_events_until_end(redis, store.keys.channel(sub.task_id), subscribed))
+    listening = asyncio.create_task(events_until_end(redis, store.keys.channel(sub.task_id), subscribed))
     await subscribed.wait()
     start_worker(**FAST)
 
@@ -123,3 +109,63 @@ async def test_due_retries_are_moved_to_the_stream_once_even_by_concurrent_sched
     entries = await redis.xrange(queue.keys.stream)
     assert sorted(fields[b"task_id"] for _, fields in entries) == [b"a", b"b"]
     assert await redis.zrange(queue.keys.delayed, 0, -1) == [b"later"]
+
+
+async def test_a_timed_out_task_fails_after_one_attempt_by_default(
+    store: TaskStore, redis: Redis, start_worker: Callable[..., Runner]
+) -> None:
+    sub = await store.submit("too long", {"duration": 30})
+    start_worker(task_timeout=0.2, max_retries=3, **FAST)
+
+    state = await final(store, sub.task_id)
+
+    assert state["status"] == "FAILED" and state["attempts"] == 1
+    assert state["error"] == "timed out after 0.2 s"
+    assert [d.attempts for d in await dead_letters(DeadLetters(redis, store.keys))] == [1]
+
+
+async def test_with_retry_on_timeout_a_timed_out_task_is_retried(
+    store: TaskStore, redis: Redis, start_worker: Callable[..., Runner]
+) -> None:
+    sub = await store.submit("too long", {"duration": 30})
+    subscribed = asyncio.Event()
+    listening = asyncio.create_task(events_until_end(redis, store.keys.channel(sub.task_id), subscribed))
+    await subscribed.wait()
+    start_worker(task_timeout=0.2, max_retries=1, retry_on_timeout=True, **FAST)
+
+    events = await listening
+
+    assert [e["status"] for e in events] == ["RUNNING", "PENDING", "RUNNING", "FAILED"]
+    assert events[1]["error"] == "timed out after 0.2 s" and events[-1]["attempts"] == 2
+
+
+async def test_a_task_queued_earlier_starts_before_a_retry_that_became_due_later(
+    store: TaskStore, redis: Redis, start_worker: Callable[..., Runner]
+) -> None:
+    long_one = await store.submit("long 1", {"duration": 2})
+    flaky = await store.submit("flaky", {"fail_times": 1})
+    pubsub = redis.pubsub()
+    start_worker(max_concurrency=2, retry_backoff=1.0, retry_backoff_max=1.0)
+    await _wait_delayed(redis, store, flaky.task_id)  # due in 0.5-1 s; the worker has a free slot
+    long_two = await store.submit("long 2", {"duration": 2})  # takes that slot: the worker is full
+    earlier = await store.submit("queued before the retry is due", {})
+    await pubsub.subscribe(*(store.keys.channel(t) for t in (flaky.task_id, earlier.task_id)))
+
+    starts = await _starts(pubsub, count=2)
+
+    assert starts == [earlier.task_id, flaky.task_id]
+    assert decode_state(await store.state(long_one.task_id))["attempts"] == 1
+    assert decode_state(await store.state(long_two.task_id))["attempts"] == 1
+
+
+async def _starts(pubsub: PubSub, count: int) -> list[str]:
+    """The ids of the next `count` tasks moved to RUNNING, in the order they were published."""
+    started: list[str] = []
+    while len(started) < count:
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=10)
+        if message:
+            event = decode_state(message["data"])
+            if event["status"] == "RUNNING" and event["progress"] is None:
+                started.append(event["task_id"])
+    await pubsub.aclose()
+    return started

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+
+from redis.asyncio import Redis
 
 from taskstore import TaskStore, decode_state
 from taskstore.deadletters import DeadLetter, DeadLetters
@@ -59,3 +62,18 @@ async def queue_empty(store: TaskStore) -> bool:
     """Whether every stream entry was acknowledged and deleted."""
     pending = await store.redis.xpending(store.keys.stream, store.keys.group)
     return pending["pending"] == 0 and await store.redis.xlen(store.keys.stream) == 0
+
+
+async def events_until_end(redis: Redis, channel: str, started: asyncio.Event) -> list[dict[str, Any]]:
+    """Every event published on `channel` up to the first DONE or FAILED; `started` once subscribed."""
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(channel)
+    await pubsub.get_message(timeout=2)  # the subscribe confirmation
+    started.set()
+    events: list[dict[str, Any]] = []
+    while not events or events[-1]["status"] not in ("DONE", "FAILED"):
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5)
+        if message:
+            events.append(decode_state(message["data"]))
+    await pubsub.aclose()
+    return events
