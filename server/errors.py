@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
@@ -11,6 +12,7 @@ from fastapi.responses import JSONResponse, Response
 
 from server.hub import TooManyStreams
 from taskstore import QueueFull, TaskNotFound, TransitionRejected
+from taskstore.errors import ECHO_LIMIT, clip
 
 
 async def _not_found(_: Request, exc: Exception) -> JSONResponse:
@@ -36,9 +38,29 @@ async def _invalid(_: Request, exc: Exception) -> Response:
     # FastAPI's own handler failed with a 500 on two `input`s an error echoes: a body that is
     # not UTF-8 (bytes, decoded strictly) and a lone surrogate from JSON ("\ud800"), which has
     # no UTF-8 form. Hence bytes decoded leniently, and ASCII output.
-    detail = jsonable_encoder(errors, custom_encoder={bytes: _lenient_text})
+    detail = jsonable_encoder([_bounded(e) for e in errors], custom_encoder={bytes: _lenient_text})
     body = json.dumps({"detail": detail}, ensure_ascii=True)
     return Response(body, status_code=422, media_type="application/json")
+
+
+def _bounded(error: dict[str, Any]) -> dict[str, Any]:
+    """The error with what it echoes of the client (`input`, keys in `loc`) cut to a bounded length."""
+    bounded = {**error, "loc": tuple(clip(p) if isinstance(p, str) else p for p in error.get("loc", ()))}
+    if "input" in error:
+        bounded["input"] = _echo(error["input"])
+    return bounded
+
+
+def _echo(value: Any) -> Any:
+    if isinstance(value, bytes):
+        value = _lenient_text(value)
+    if isinstance(value, str):
+        return clip(value)
+    try:
+        text = json.dumps(value, default=repr)
+    except (ValueError, RecursionError):  # nested deeper than json writes, or a cycle
+        return "(not shown)"
+    return value if len(text) <= ECHO_LIMIT else clip(text)
 
 
 def _lenient_text(raw: bytes) -> str:

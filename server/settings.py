@@ -28,6 +28,9 @@ class Settings(BaseSettings, StoreConfig, LogConfig):
     max_streams: int = Field(20_000, ge=1, description="open SSE + WebSocket subscribers per process")
     hub_resync_seconds: float = Field(30.0, gt=0)
     static_dir: str = "static"
+    validate_demo_params: bool = Field(
+        True, description="422 for params beyond the demo handler's limits; false when HANDLER is your own"
+    )
     api_key: SecretStr | None = Field(
         None, description="when set, every call but health, docs and the page needs it (or a watch token)"
     )

@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+# Characters of a client's value an error echoes (a task id is 32): a 500 KB id is not sent back.
+ECHO_LIMIT = 64
+
+
+def clip(text: str, limit: int = ECHO_LIMIT) -> str:
+    """`text` as an error may echo it: cut after `limit` characters, saying how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text)} characters)"
+
 
 class TaskcastError(Exception):
     """Base class of every error taskstore raises."""
@@ -13,7 +23,7 @@ class TaskNotFound(TaskcastError):
         self.task_id = task_id
 
     def __str__(self) -> str:
-        return f"task {self.task_id} not found (unknown or expired)"
+        return f"task {clip(self.task_id)} not found (unknown or expired)"
 
 
 class TransitionRejected(TaskcastError):
@@ -25,7 +35,7 @@ class TransitionRejected(TaskcastError):
         self.reason = reason
 
     def __str__(self) -> str:
-        return f"task {self.task_id}: move {self.current} -> {self.wanted} rejected ({self.reason})"
+        return f"task {clip(self.task_id)}: move {self.current} -> {self.wanted} rejected ({self.reason})"
 
 
 class QueueFull(TaskcastError):

@@ -17,9 +17,11 @@ from starlette.types import Receive, Scope, Send
 from server.deps import HubDep, StoreDep
 from server.longpoll import SeqQuery, WaitQuery, long_poll
 from server.metrics import cancelled, submitted
+from server.params import check_demo, loads, may_lose_numbers, unstorable
 from server.tokens import WatchTokens
 from taskstore import Submitted, TaskRequest, TaskState, TaskStatus, TaskStore, state_seq
 from taskstore.codec import decode_state
+from taskstore.demo import reads_demo_params
 
 router = APIRouter(tags=["tasks"])
 
@@ -32,7 +34,10 @@ _MAX_PROMPT = next(
 
 async def _submit(scope: Scope, receive: Receive, send: Send) -> None:
     prompt, params = _parse(await _body(receive), _header(scope, b"content-type"))
-    store: TaskStore = scope["app"].state.store
+    state = scope["app"].state
+    if state.settings.validate_demo_params and reads_demo_params(params):
+        check_demo(params)
+    store: TaskStore = state.store
     try:
         sub = await store.submit(prompt, params)
     except orjson.JSONEncodeError as e:
@@ -79,7 +84,7 @@ async def _answer(send: Send, status: int, body: bytes, *headers: tuple[bytes, b
 
 def _parse(body: bytes, content_type: str | None) -> tuple[str, dict[str, Any]]:
     """Prompt and params of a valid body: orjson and three type checks, no model."""
-    if content_type == JSON:
+    if content_type == JSON and not may_lose_numbers(body):
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -102,20 +107,19 @@ def _validate(body: bytes, content_type: str | None) -> TaskRequest:
     if content_type and _is_json(content_type):
         value = _json(body)
     try:
-        return TaskRequest.model_validate(value, from_attributes=True)
+        request = TaskRequest.model_validate(value, from_attributes=True)
     except ValidationError as e:
         errors = [{**err, "loc": ("body", *err["loc"])} for err in e.errors(include_url=False)]
         raise RequestValidationError(errors, body=value) from e
-
-
-def _reject_constant(name: str) -> Any:
-    # json.loads takes NaN and ±Infinity, which are not JSON; orjson (the fast path) refuses them.
-    raise json.JSONDecodeError(f"{name} is not valid JSON", name, 0)
+    inexact = unstorable(request.params)
+    if inexact is not None:
+        raise inexact
+    return request
 
 
 def _json(body: bytes) -> Any:
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        return loads(body)
     except json.JSONDecodeError as e:
         error = {"type": "json_invalid", "loc": ("body", e.pos), "msg": "JSON decode error", "input": {}}
         raise RequestValidationError([{**error, "ctx": {"error": e.msg}}], body=e.doc) from e

@@ -28,6 +28,7 @@ from server.metrics import StreamMeter
 from server.settings import Settings
 from server.subscriber import Event, Subscriber, SubscriberClosed, TooManyNotices, parse_seq
 from taskstore import TaskNotFound
+from taskstore.errors import ECHO_LIMIT, clip
 
 router = APIRouter()
 
@@ -52,7 +53,7 @@ async def task_socket(websocket: WebSocket, task_id: str) -> None:
         snapshot = await _watch(hub, sub, task_id, last_seq)
     except TaskNotFound as e:
         await hub.release(sub)
-        await websocket.close(CLOSE_NOT_FOUND, str(e))
+        await websocket.close(CLOSE_NOT_FOUND, _reason(str(e)))
         return
     if snapshot.terminal and last_seq == snapshot.seq:  # the client saw the end (SSE: 204)
         await hub.release(sub)
@@ -177,15 +178,15 @@ async def _apply(
         return {"op": "error", "error": "frame must be a JSON object"}
     op, task_id = frame.get("op"), frame.get("task_id")
     if op not in ("subscribe", "unsubscribe"):
-        return {"op": "error", "error": f"unknown op {op!r}; use 'subscribe' or 'unsubscribe'"}
+        return {"op": "error", "error": f"unknown op {_echo(op)!r}; use 'subscribe' or 'unsubscribe'"}
     if not isinstance(task_id, str) or not task_id:
-        return {"op": "error", "error": "task_id must be a non-empty string", "task_id": task_id}
+        return {"op": "error", "error": "task_id must be a non-empty string", "task_id": _echo(task_id)}
     if op == "unsubscribe":
         await hub.unwatch(sub, task_id)
-        return {"op": "unsubscribed", "task_id": task_id}
+        return {"op": "unsubscribed", "task_id": clip(task_id)}
     refused = access(task_id, frame.get("token"))
     if refused is not None:  # before any subscription is made
-        return {"op": "error", "error": refused, "task_id": task_id, "code": 401}
+        return {"op": "error", "error": refused, "task_id": clip(task_id), "code": 401}
     return await _subscribe(sub, task_id, _int(frame.get("last_seq")), settings, hub)
 
 
@@ -197,12 +198,12 @@ async def _subscribe(
         return {
             "op": "error",
             "error": f"subscription limit of {limit} per socket reached",
-            "task_id": task_id,
+            "task_id": clip(task_id),
         }
     try:
         snapshot = await _watch(hub, sub, task_id, last_seq)
     except TaskNotFound as e:
-        return {"op": "error", "error": str(e), "task_id": task_id, "code": 404}
+        return {"op": "error", "error": str(e), "task_id": clip(task_id), "code": 404}
     if snapshot.terminal and last_seq == snapshot.seq:
         await hub.unwatch(sub, task_id)  # the client saw the end: nothing will follow
     return {"op": "subscribed", "task_id": task_id}
@@ -243,6 +244,22 @@ def _hub(websocket: WebSocket) -> Hub:
 def _settings(websocket: WebSocket) -> Settings:
     settings: Settings = websocket.app.state.settings
     return settings
+
+
+def _echo(value: object) -> object:
+    """A client's value as an error frame echoes it: strings cut, other long values as a cut repr."""
+    if isinstance(value, str):
+        return clip(value)
+    try:
+        text = repr(value)
+    except RecursionError:  # a frame nested deeper than repr goes
+        return "(not shown)"
+    return value if len(text) <= ECHO_LIMIT else clip(text)
+
+
+def _reason(text: str) -> str:
+    """`text` cut to the 123 bytes a close frame's reason may hold (more fails the close)."""
+    return text.encode()[:123].decode(errors="ignore")
 
 
 def _int(value: object) -> int:

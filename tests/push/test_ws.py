@@ -7,6 +7,7 @@ import httpx
 import orjson
 import pytest
 from httpx_ws import WebSocketDisconnect, aconnect_ws
+from redis.asyncio import Redis
 
 from tests.conftest import LiveServer
 from tests.factories import submit
@@ -217,3 +218,38 @@ async def test_subscribe_to_an_end_the_client_saw_takes_no_subscription_slot(
 
     assert first == [{"op": "subscribed", "task_id": ended}]
     assert second == [{"op": "subscribed", "task_id": other}]
+
+
+async def test_error_frames_echo_a_bounded_part_of_what_the_client_sent(
+    live_server: LiveServer, client: httpx.AsyncClient, redis: Redis
+) -> None:
+    huge = "b" * 500_000
+    keys_before = await redis.dbsize()
+
+    async with aconnect_ws(f"{live_server.url}/ws", client) as ws:
+        answers = []
+        for frame in [
+            {"op": "subscribe", "task_id": huge},
+            {"op": "unsubscribe", "task_id": huge},
+            {"op": huge, "task_id": "x"},
+            {"op": "subscribe", "task_id": [huge]},
+        ]:
+            await ws.send_text(orjson.dumps(frame).decode())
+            answers.append(await ws.receive_text())
+
+    decoded = [orjson.loads(a) for a in answers]
+    assert [d["op"] for d in decoded] == ["error", "unsubscribed", "error", "error"]
+    assert decoded[0]["code"] == 404 and "(500000 characters)" in decoded[0]["error"]
+    assert max(len(a) for a in answers) < 1000
+    assert await redis.dbsize() == keys_before
+
+
+async def test_task_socket_of_a_long_unknown_id_closes_4404(
+    live_server: LiveServer, client: httpx.AsyncClient
+) -> None:
+    async with aconnect_ws(f"{live_server.url}/tasks/{'é' * 100}/ws", client) as ws:
+        with pytest.raises(WebSocketDisconnect) as exc:  # its close reason once failed the close
+            await ws.receive_text()
+
+    assert exc.value.code == 4404
+    assert (exc.value.reason or "").startswith("task éé") and len((exc.value.reason or "").encode()) <= 123

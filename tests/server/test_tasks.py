@@ -2,12 +2,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import orjson
 import pytest
 from fastapi.testclient import TestClient
 from redis.asyncio import Redis
 
 from server.main import create_app
 from server.settings import Settings
+from taskstore import Keys
+from taskstore.demo import MAX_DURATION, MAX_STEPS
 from tests.helpers import keys_written
 
 
@@ -193,3 +196,92 @@ async def test_non_json_number_constants_answer_422_and_write_nothing(
 
     assert response.status_code == 422
     assert await keys_written(redis) == []
+
+
+@pytest.mark.parametrize(
+    ("params", "loc"),
+    [
+        (b'{"duration": 1e400}', ["duration"]),
+        (b'{"n": -1e400}', ["n"]),
+        (b'{"n": 1180591620717411303424}', ["n"]),  # 2**70
+        (b'{"n": 18446744073709551616}', ["n"]),  # 2**64
+        (b'{"n": -9223372036854775809}', ["n"]),  # -2**63 - 1
+        (b'{"n": 1e-400}', ["n"]),  # would be stored as 0
+        (b'{"a": {"b": [1, 1' + b"0" * 5000 + b"]}}", ["a", "b", 1]),  # past int()'s 4300 digits
+    ],
+)
+@pytest.mark.parametrize("content_type", ["application/json", "application/json; charset=utf-8"])
+async def test_a_number_the_store_cannot_keep_exactly_answers_422_naming_it_and_writes_nothing(
+    api: TestClient, redis: Redis, params: bytes, loc: list[object], content_type: str
+) -> None:
+    body = b'{"prompt": "x", "params": ' + params + b"}"
+
+    response = api.post("/tasks", content=body, headers={"content-type": content_type})
+
+    error = response.json()["detail"][0]
+    assert response.status_code == 422
+    assert error["loc"] == ["body", "params", *loc]
+    assert "cannot be stored exactly" in error["msg"] and len(error["msg"]) < 200
+    assert await keys_written(redis) == []
+
+
+async def test_numbers_at_the_edges_of_64_bits_and_doubles_are_stored_exactly(
+    api: TestClient, redis: Redis
+) -> None:
+    body = b'{"prompt": "x", "params": {"a": 18446744073709551615, "b": -9223372036854775808, "c": 1e308}}'
+
+    response = api.post("/tasks", content=body, headers={"content-type": "application/json"})
+
+    stored = await redis.hget(Keys().task(response.json()["task_id"]), "request")
+    assert response.status_code == 202
+    assert orjson.loads(stored)["params"] == {"a": 2**64 - 1, "b": -(2**63), "c": 1e308}
+
+
+async def test_a_422_echoes_a_bounded_part_of_a_long_value(api: TestClient, redis: Redis) -> None:
+    response = api.post("/tasks", json={"prompt": "x" * 8000})
+
+    echoed = response.json()["detail"][0]["input"]
+    assert response.status_code == 422
+    assert len(response.content) < 1000 and echoed.endswith("(8000 characters)")
+    assert await keys_written(redis) == []
+
+
+def test_get_of_a_long_unknown_id_answers_404_without_echoing_it_in_full(api: TestClient) -> None:
+    response = api.get(f"/tasks/{'x' * 60_000}")  # httpx's longest URL is 65,536
+
+    assert response.status_code == 404 and len(response.content) < 300
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"duration": MAX_DURATION + 1}, "duration"),
+        ({"steps": MAX_STEPS + 1}, "steps"),
+        ({"steps": 10_000_000, "duration": 1}, "steps"),
+        ({"duration": "soon"}, "duration"),
+        ({"duration": -1}, "duration"),
+    ],
+)
+async def test_demo_params_beyond_the_demo_limits_answer_422_and_write_nothing(
+    api: TestClient, redis: Redis, params: dict[str, object], field: str
+) -> None:
+    response = api.post("/tasks", json={"prompt": "x", "params": params})
+
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "params", field]
+    assert await keys_written(redis) == []
+
+
+def test_demo_params_at_the_limits_are_accepted(api: TestClient) -> None:
+    response = api.post(
+        "/tasks", json={"prompt": "x", "params": {"duration": MAX_DURATION, "steps": MAX_STEPS}}
+    )
+
+    assert response.status_code == 202
+
+
+def test_without_the_demo_check_any_duration_is_accepted(settings: Settings) -> None:
+    with TestClient(create_app(settings.model_copy(update={"validate_demo_params": False}))) as api:
+        response = api.post("/tasks", json={"prompt": "x", "params": {"duration": 10**6}})
+
+    assert response.status_code == 202

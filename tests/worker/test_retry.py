@@ -169,3 +169,15 @@ async def _starts(pubsub: PubSub, count: int) -> list[str]:
                 started.append(event["task_id"])
     await pubsub.aclose()
     return started
+
+
+async def test_demo_params_beyond_the_limits_fail_at_once_without_running(
+    store: TaskStore, start_worker: Callable[..., Runner]
+) -> None:
+    sub = await store.submit("past the api's check", {"duration": 10**6})  # taskstore: no API check
+    start_worker(**FAST)
+
+    state = await final(store, sub.task_id)
+
+    assert state["status"] == "FAILED" and state["attempts"] == 1
+    assert "duration 0-600 s, steps 0-1000" in state["error"]
