@@ -13,7 +13,7 @@ from taskstore import TaskStore, decode_state
 from tests.worker.waits import events_until_end
 from worker.runner import Runner
 
-FLOOD = "tests.worker.flood_handler:flood"
+FLOOD = "tools.flood_handler:flood"
 RATE = 10
 
 

@@ -1,4 +1,4 @@
-"""A handler that reports progress as fast as it can (HANDLER=tests.worker.flood_handler:flood).
+"""A handler that reports progress as fast as it can (HANDLER=tools.flood_handler:flood).
 
 params: `seconds` of flooding; then `linger` seconds of quiet, and the end: a result, or with
 `fail` a PermanentError, or with `fail_first` an ordinary error on attempt 1 only. The last value
