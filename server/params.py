@@ -5,15 +5,14 @@ doubles. Beyond them a number changed silently: 2**70 was parsed as the float 1.
 as 0.0, and 1e400 (refused by orjson, then read by json.loads as inf) was stored as null. Such a
 number now gets a 422 that names its field.
 
-    POST body ─▶ may_lose_numbers() (a byte scan) ─▶ no ─▶ orjson (fast path)
-                                                  └▶ yes ─▶ loads(): json.loads, each number
-                                                           checked; unstorable() finds the field
+    POST body ─▶ orjson ─▶ may_lose_numbers(params)? ─▶ no ─▶ stored (the fast path)
+                                                    └▶ yes ─▶ loads(): json.loads, each number
+                                                             checked; unstorable() finds the field
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,10 +22,10 @@ from pydantic import ValidationError
 from taskstore.demo import DemoParams
 from taskstore.errors import clip
 
-# Every number orjson may not keep has 20+ digits in a row (a negative integer beyond 64 bits:
-# "-" and 19), or an exponent of 3+ digits. So no match means nothing to check: the fast path.
-_SUSPECT = re.compile(rb"\d{20}|-\d{19}|\d[eE][+-]?\d{3}")
 _INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+# Where orjson puts what it changes: an integer beyond 64 bits becomes a float of magnitude
+# 2^63 or more, a number too small for a double becomes 0.0 (and one too large is refused).
+_BIG = float(2**63)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +36,24 @@ class Unstorable:
     why: str
 
 
-def may_lose_numbers(body: bytes) -> bool:
-    """Whether `body` may hold a number orjson would not keep exactly (never a false no)."""
-    return _SUSPECT.search(body) is not None
+def may_lose_numbers(params: dict[str, Any]) -> bool:
+    """Whether orjson may have changed a number of `params` while parsing it (never a false no).
+
+    A float of 0 or beyond ±2^63 may be such a number, or may be just what the client wrote:
+    `loads` tells them apart from the literal.
+    """
+    stack: list[Any] = [params]
+    while stack:
+        value = stack.pop()
+        kind = type(value)
+        if kind is float:
+            if value == 0.0 or not -_BIG < value < _BIG:
+                return True
+        elif kind is dict:
+            stack.extend(value.values())
+        elif kind is list:
+            stack.extend(value)
+    return False
 
 
 def _reject_constant(name: str) -> Any:

@@ -83,8 +83,8 @@ async def _answer(send: Send, status: int, body: bytes, *headers: tuple[bytes, b
 
 
 def _parse(body: bytes, content_type: str | None) -> tuple[str, dict[str, Any]]:
-    """Prompt and params of a valid body: orjson and three type checks, no model."""
-    if content_type == JSON and not may_lose_numbers(body):
+    """Prompt and params of a valid body: orjson, three type checks and a number scan, no model."""
+    if content_type == JSON:
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -92,7 +92,8 @@ def _parse(body: bytes, content_type: str | None) -> tuple[str, dict[str, Any]]:
         if type(data) is dict:
             prompt, params = data.get("prompt"), data.get("params", {})
             if type(prompt) is str and 0 < len(prompt) <= _MAX_PROMPT and type(params) is dict:
-                return prompt, params
+                if not may_lose_numbers(params):  # else json.loads reads the literals as written
+                    return prompt, params
     request = _validate(body, content_type)
     return request.prompt, request.params
 
