@@ -43,7 +43,10 @@ class TaskRequest(BaseModel):
     prompt: str = Field(min_length=1, max_length=4000, description="What the task works on.")
     params: dict[str, Any] = Field(
         default_factory=dict,
-        description="Handler parameters; the demo handler reads duration, steps, fail and fail_times.",
+        description=(
+            "Handler parameters; the demo handler reads duration (0-600 s), steps (0-1000), fail and"
+            " fail_times. Numbers must fit a 64-bit integer or a double, or the answer is 422."
+        ),
     )
 
 
