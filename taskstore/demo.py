@@ -29,6 +29,22 @@ class DemoParams(BaseModel):
 DEMO_KEYS = frozenset(DemoParams.model_fields)
 
 
-def reads_demo_params(params: dict[str, Any]) -> bool:
-    """Whether `params` holds any key the demo handler reads (else there is nothing to check)."""
-    return not DEMO_KEYS.isdisjoint(params)
+def plainly_fits(params: dict[str, Any]) -> bool:
+    """Whether `params` fits DemoParams on sight: no demo key, or each one of its plain type in range.
+
+    The API's fast path (about 0.2 µs, where validating the model takes over a microsecond);
+    False only means "validate the model", which also takes what it can convert ("5", 4.0).
+    """
+    if DEMO_KEYS.isdisjoint(params):
+        return True
+    duration, steps = params.get("duration", 0), params.get("steps", 0)
+    fail, fail_times = params.get("fail", False), params.get("fail_times", 0)
+    return (
+        type(duration) in (int, float)
+        and 0 <= duration <= MAX_DURATION
+        and type(steps) is int
+        and 0 <= steps <= MAX_STEPS
+        and type(fail) is bool
+        and type(fail_times) is int
+        and fail_times >= 0
+    )
