@@ -1,16 +1,20 @@
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import orjson
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from server.main import create_app
 from server.settings import Settings
 from taskstore import Keys
 from taskstore.demo import MAX_DURATION, MAX_STEPS
+from tests.fuzz.strategies import FUZZ
 from tests.helpers import keys_written
 
 
@@ -285,3 +289,20 @@ def test_without_the_demo_check_any_duration_is_accepted(settings: Settings) -> 
         response = api.post("/tasks", json={"prompt": "x", "params": {"duration": 10**6}})
 
     assert response.status_code == 202
+
+
+@settings(FUZZ, max_examples=150)
+@given(number=st.integers() | st.floats(allow_nan=False, allow_infinity=False))
+async def test_any_number_in_params_is_stored_exactly_or_refused(
+    api: TestClient, redis: Redis, number: float
+) -> None:
+    body = json.dumps({"prompt": "x", "params": {"n": number}})
+
+    response = api.post("/tasks", content=body, headers={"content-type": "application/json"})
+
+    if response.status_code == 202:
+        stored = orjson.loads(await redis.hget(Keys().task(response.json()["task_id"]), "request"))
+        assert stored["params"]["n"] == number and type(stored["params"]["n"]) is type(number)
+    else:
+        assert response.status_code == 422 and type(number) is int
+        assert response.json()["detail"][0]["loc"] == ["body", "params", "n"]
