@@ -110,6 +110,18 @@ INTENDED: dict[str, tuple[Case, int, int, str]] = {
         400,
         "json.loads hits the recursion limit: FastAPI answers 400 (body parse error), the fast path 422",
     ),
+    "a number beyond a double": (
+        Case(b'{"prompt": "x", "params": {"a": 1e400}}', JSON),
+        422,
+        202,
+        "json.loads reads it as inf, which orjson stores as null: not kept exactly, so refused",
+    ),
+    "an integer beyond 64 bits": (
+        Case(b'{"prompt": "x", "params": {"a": 1180591620717411303424}}', JSON),
+        422,
+        202,
+        "orjson keeps integers of 64 bits: 2**70 would be stored as a rounded float, so refused",
+    ),
     "not UTF-8": (
         Case(b'{"prompt": "\xff"}', JSON),
         422,
