@@ -1,5 +1,8 @@
 -- Move retries that are due from the delayed set back onto the stream, atomically, so that
 -- several workers running this at once never enqueue one task twice.
+-- Order: XADD '*' appends, so a due retry queues behind every entry already waiting, and due
+-- retries queue among themselves by due time. Work is served in the order it became ready:
+-- a task that has waited longer starts before a retry that became due later.
 -- KEYS: delayed set, stream
 -- ARGV: now (seconds, the caller's clock), most to move
 -- Returns the number moved.

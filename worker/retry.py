@@ -3,7 +3,8 @@
 A retry never holds a worker slot while it waits: the failed attempt moves the task to PENDING,
 puts its id in the delayed set (score = due time) and acks its entry. Every worker runs the
 scheduler; `promote.lua` moves due ids onto the stream atomically, so two workers never
-enqueue one retry twice.
+enqueue one retry twice, and appends them: a retry waits behind the work that was waiting
+before it was due (the one place that decides where a retry queues).
 """
 
 from __future__ import annotations
