@@ -7,23 +7,31 @@ through the same model, so a task that reached it another way fails at once, nev
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 MAX_DURATION = 600.0  # seconds
 MAX_STEPS = 1000
 
 
+def _whole(value: Any) -> Any:
+    return int(value) if type(value) is float and value.is_integer() else value
+
+
+# An integer as JSON Schema means it: 4.0 is one too (strict mode alone refuses it, "4" stays refused).
+WholeNumber = Annotated[int, BeforeValidator(_whole)]
+
+
 class DemoParams(BaseModel):
     """`params` as the demo handler reads them; other keys are let through untouched."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True)  # "5" is no duration: the schema says number
 
     duration: float = Field(0.0, ge=0, le=MAX_DURATION, allow_inf_nan=False, description="seconds of work")
-    steps: int = Field(0, ge=0, le=MAX_STEPS, description="progress reports along the way")
+    steps: WholeNumber = Field(0, ge=0, le=MAX_STEPS, description="progress reports along the way")
     fail: bool = Field(False, description="fail every attempt")
-    fail_times: int = Field(0, ge=0, description="fail the first N attempts")
+    fail_times: WholeNumber = Field(0, ge=0, description="fail the first N attempts")
 
 
 DEMO_KEYS = frozenset(DemoParams.model_fields)

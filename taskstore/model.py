@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
+
+from taskstore.params_schema import DOCUMENTED_PARAMS
 
 
 class TaskStatus(StrEnum):
@@ -41,7 +43,7 @@ class TaskRequest(BaseModel):
     """The body of `POST /tasks`."""
 
     prompt: str = Field(min_length=1, max_length=4000, description="What the task works on.")
-    params: dict[str, Any] = Field(
+    params: Annotated[dict[str, Any], DOCUMENTED_PARAMS] = Field(
         default_factory=dict,
         description=(
             "Handler parameters; the demo handler reads duration (0-600 s), steps (0-1000), fail and"
