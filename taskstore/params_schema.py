@@ -9,10 +9,9 @@ fuzzers read.
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Any, Union
+from typing import Annotated, Any
 
-from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema
-from typing_extensions import TypeAliasType
+from pydantic import BeforeValidator, ConfigDict, Field, RootModel, WithJsonSchema
 
 from taskstore.demo import DemoParams
 
@@ -22,30 +21,25 @@ from taskstore.demo import DemoParams
 _DOUBLE = {"type": "number", "minimum": -sys.float_info.max, "maximum": sys.float_info.max}
 
 
-def _storable_json() -> Any:
-    # Built in a function: mypy cannot follow a recursive TypeAliasType on Python 3.11.
-    return TypeAliasType(
-        "StorableJson",
-        Union[  # noqa: UP007 (a recursive alias needs the spelled-out form)
-            None,
-            bool,
-            str,
-            Annotated[int, Field(ge=-(2**63), lt=2**64)],  # lt 2^64: a bound a double holds exactly
-            Annotated[float, WithJsonSchema(_DOUBLE)],
-            list["StorableJson"],  # type: ignore[valid-type]
-            dict[str, "StorableJson"],  # type: ignore[valid-type]
-        ],
+class StorableJson(RootModel[Any]):
+    """A JSON value the store keeps exactly (its schema; never used to validate)."""
+
+    root: (
+        None
+        | bool
+        | str
+        | Annotated[int, Field(ge=-(2**63), lt=2**64)]  # lt 2^64: a bound a double holds exactly
+        | Annotated[float, WithJsonSchema(_DOUBLE)]
+        | list[StorableJson]
+        | dict[str, StorableJson]
     )
-
-
-StorableJson = _storable_json()
 
 
 class Params(DemoParams):
     """Handler parameters: any JSON object; the demo handler reads the four below."""
 
     model_config = ConfigDict(title="Params")
-    __pydantic_extra__: dict[str, StorableJson] = Field(init=False)  # type: ignore[valid-type]
+    __pydantic_extra__: dict[str, StorableJson] = Field(init=False)
 
 
 def _as_is(value: Any) -> Any:
