@@ -111,7 +111,7 @@ class Executor:
             await self.fail(job, outcome.error, outcome.progress)
 
     async def fail(self, job: Job, error: str, progress: float | None = None) -> None:
-        """FAILED (carrying the last progress reported) and a copy to the dead-letter stream (one step), then ack."""
+        """FAILED with the last progress reported, and its dead letter in the same step; then ack."""
         task_id = job.entry.task_id
         fields = {"error": error}
         if progress is not None:
