@@ -112,8 +112,12 @@ async def test_progress_is_pushed_while_the_task_runs(
 
         events = await collect(client, task_id)
 
+    # A subscriber holds one unsent state per task, so DONE may supersede the last RUNNING
+    # state before the client reads it; the final progress is guaranteed on the terminal event.
     progress = [e["data"]["progress"] for e in events if e["data"]["status"] == "RUNNING"]
-    assert progress[-1] == 1.0 and len(progress) >= 3
+    reported = [p for p in progress if p is not None]
+    assert reported == sorted(reported) and 0 < reported[0] < 1
+    assert (events[-1]["data"]["status"], events[-1]["data"]["progress"]) == ("DONE", 1.0)
 
 
 async def test_last_event_id_that_is_not_an_ascii_seq_counts_as_none(client: httpx.AsyncClient) -> None:
