@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from server.hub import Hub
+from server.push.hub import Hub
 from server.settings import Settings
 from taskstore import TaskQueue, TaskStore
 

@@ -10,7 +10,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 
-from server.hub import TooManyStreams
+from server.push.hub import TooManyStreams
 from taskstore import QueueFull, TaskNotFound, TransitionRejected
 from taskstore.errors import ECHO_LIMIT, clip
 

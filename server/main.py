@@ -19,9 +19,11 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from redis.asyncio import BlockingConnectionPool, Redis
 
-from server import errors, logs, metrics, openapi, redaction
-from server.auth import AccessControl
-from server.hub import Hub
+from server import errors, openapi
+from server.access import redaction
+from server.access.auth import AccessControl
+from server.ops import logs, metrics
+from server.push.hub import Hub
 from server.routes import events, health, tasks, ws
 from server.settings import Settings, get_settings
 from taskstore import TaskQueue, TaskStore

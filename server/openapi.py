@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from server.auth import OPEN_PATHS
+from server.access.auth import OPEN_PATHS
 
 SCHEMES: dict[str, dict[str, str]] = {
     "bearer": {

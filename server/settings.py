@@ -9,7 +9,7 @@ from functools import lru_cache
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from server.tokens import WatchTokens
+from server.access.tokens import WatchTokens
 from taskstore.config import StoreConfig
 from taskstore.logs import LogConfig
 

@@ -3,7 +3,7 @@
 json: one object per line, {"time", "level", "logger", "message", ...extra fields}. A field such
 as `task_id` is passed by the caller as structured data (`log.info(..., extra={"task_id": id})`),
 never parsed back out of the message. The API and the worker share this one formatter; the API
-also hands it to uvicorn's loggers (server/logs.py).
+also hands it to uvicorn's loggers (server/ops/logs.py).
 """
 
 from __future__ import annotations

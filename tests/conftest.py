@@ -12,8 +12,8 @@ import pytest
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
-from server import logs
 from server.main import create_app
+from server.ops import logs
 from server.settings import Settings
 from taskstore import Keys, TaskQueue, TaskStore
 from tests.helpers import ROOT, RedisProcess, ServedApp

@@ -15,9 +15,9 @@ from fastapi import APIRouter, Header, Query, Response
 from sse_starlette import EventSourceResponse
 
 from server.deps import HubDep, SettingsDep
-from server.hub import Hub
-from server.metrics import StreamMeter
-from server.subscriber import Event, Subscriber, SubscriberClosed, parse_seq
+from server.ops.metrics import StreamMeter
+from server.push.hub import Hub
+from server.push.subscriber import Event, Subscriber, SubscriberClosed, parse_seq
 
 router = APIRouter(tags=["events"])
 

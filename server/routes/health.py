@@ -6,8 +6,8 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
 from redis.exceptions import RedisError
 
-from server import scrape
 from server.deps import HubDep, QueueDep
+from server.ops import scrape
 
 router = APIRouter(tags=["health"])
 

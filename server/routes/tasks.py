@@ -14,11 +14,11 @@ from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
+from server.access.tokens import WatchTokens
 from server.deps import HubDep, StoreDep
-from server.longpoll import SeqQuery, WaitQuery, long_poll
-from server.metrics import cancelled, submitted
+from server.ops.metrics import cancelled, submitted
 from server.params import check_demo, loads, may_lose_numbers, unstorable
-from server.tokens import WatchTokens
+from server.push.longpoll import SeqQuery, WaitQuery, long_poll
 from taskstore import Submitted, TaskRequest, TaskState, TaskStatus, TaskStore, state_seq
 from taskstore.codec import decode_state
 from taskstore.demo import plainly_fits

@@ -6,7 +6,7 @@ the other, and `finally` releases the hub subscription.
     /tasks/{id}/ws   accept ─▶ watch ─▶ 4404 if unknown ─▶ events ─▶ terminal ─▶ close 1000
     /ws              receiver: {"op": "subscribe"|"unsubscribe", "task_id", "last_seq"?, "token"?}
                                 a watch-only socket's subscribe needs a token for the task
-                                (server/auth.py), else an error frame with code 401
+                                (server/access/auth.py), else an error frame with code 401
                                 bad frame ─▶ {"op": "error", ...} (socket stays open)
                      sender:   events (no "op" key) and control frames; after a task's
                                 terminal event its subscription ends by itself
@@ -22,11 +22,11 @@ from typing import Any
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from server.auth import frame_refusal
-from server.hub import Hub, TooManyStreams
-from server.metrics import StreamMeter
+from server.access.auth import frame_refusal
+from server.ops.metrics import StreamMeter
+from server.push.hub import Hub, TooManyStreams
+from server.push.subscriber import Event, Subscriber, SubscriberClosed, TooManyNotices, parse_seq
 from server.settings import Settings
-from server.subscriber import Event, Subscriber, SubscriberClosed, TooManyNotices, parse_seq
 from taskstore import TaskNotFound
 from taskstore.errors import ECHO_LIMIT, clip
 

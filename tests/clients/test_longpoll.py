@@ -6,7 +6,7 @@ import asyncio
 
 import httpx
 
-from server.hub import Hub
+from server.push.hub import Hub
 from tests.conftest import LiveServer
 from tests.factories import submit
 from tests.helpers import wait_for

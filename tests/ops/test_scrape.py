@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from server.scrape import forget_dead_processes
+from server.ops.scrape import forget_dead_processes
 
 
 def dead_pid() -> int:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import asyncio
 
-from server.subscriber import Event, Subscriber
+from server.push.subscriber import Event, Subscriber
 
 
 def _event(seq: int, *, terminal: bool = False, task_id: str = "t") -> Event:

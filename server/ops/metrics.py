@@ -5,7 +5,7 @@
                               sent(event) ─▶ publish-to-delivery latency (live events only)
                               close()     ─▶ open gauge -1, one log line
     hub counters         ─▶ HubMeter copies them into metrics (every few seconds and per scrape)
-    GET /metrics         ─▶ server/scrape.py: these metrics + queue depth read from Redis
+    GET /metrics         ─▶ server/ops/scrape.py: these metrics + queue depth read from Redis
 
 Metrics are created once per process, on first use, after the multiprocess directory (when
 PROMETHEUS_MULTIPROC_DIR is set) is cleared of this process id's stale live gauges.
@@ -22,9 +22,9 @@ from dataclasses import astuple, dataclass
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from server.hub import Hub
-from server.scrape import prepare_multiprocess_dir
-from server.subscriber import Event
+from server.ops.scrape import prepare_multiprocess_dir
+from server.push.hub import Hub
+from server.push.subscriber import Event
 from taskstore import decode_state
 
 log = logging.getLogger("taskcast.api")

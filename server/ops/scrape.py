@@ -28,7 +28,7 @@ from taskstore import TaskQueue
 from taskstore.depth import QueueDepth, queue_depth
 
 if TYPE_CHECKING:
-    from server.metrics import HubMeter
+    from server.ops.metrics import HubMeter
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,10 @@ from collections.abc import Iterable
 import orjson
 from redis.exceptions import RedisError
 
-from server.confirmations import Confirmations
-from server.pubsub_link import Message, PubSubLink
-from server.snapshots import Snapshots
-from server.subscriber import Event, Subscriber, TooManyStreams, decode_event
+from server.push.confirmations import Confirmations
+from server.push.pubsub_link import Message, PubSubLink
+from server.push.snapshots import Snapshots
+from server.push.subscriber import Event, Subscriber, TooManyStreams, decode_event
 from taskstore import TaskNotFound, TaskStore
 
 log = logging.getLogger(__name__)

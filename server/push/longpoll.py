@@ -16,8 +16,8 @@ from typing import Annotated
 
 from fastapi import Query, Response
 
-from server.hub import Hub
-from server.subscriber import Event, Subscriber, SubscriberClosed, parse_seq
+from server.push.hub import Hub
+from server.push.subscriber import Event, Subscriber, SubscriberClosed, parse_seq
 
 MAX_WAIT = 60.0
 JSON = "application/json"

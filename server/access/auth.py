@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from server.tokens import TokenRefused, WatchTokens
+from server.access.tokens import TokenRefused, WatchTokens
 
 OPEN_PATHS = frozenset(
     {"/", "/healthz", "/readyz", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"}

@@ -1,0 +1,1 @@
+"""Access: the API key, watch tokens, and keeping credentials out of logs."""

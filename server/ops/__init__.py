@@ -1,0 +1,1 @@
+"""Operations: Prometheus metrics, their scrape-time readings, and the API's logging set-up."""
