@@ -23,6 +23,7 @@ from server import errors, openapi
 from server.access import redaction
 from server.access.auth import AccessControl
 from server.ops import logs, metrics
+from server.push.connection import StreamingFastAPI
 from server.push.hub import Hub
 from server.routes import events, health, tasks, ws
 from server.settings import Settings, get_settings
@@ -66,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             store,
             resync_seconds=settings.hub_resync_seconds,
             max_streams=settings.max_streams,
+            send_timeout=settings.send_timeout,
+            ping_seconds=settings.sse_ping_seconds,
         )
         await hub.start()
         hub_meter = app.state.hub_meter = metrics.HubMeter(hub).start()
@@ -80,7 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await hub.stop()
             await redis.aclose()
 
-    app = FastAPI(
+    app = StreamingFastAPI(
         title="taskcast",
         summary="Long-running tasks whose state is pushed over SSE and WebSocket.",
         lifespan=lifespan,

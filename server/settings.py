@@ -24,6 +24,11 @@ class Settings(BaseSettings, StoreConfig, LogConfig):
     redis_max_connections: int = Field(256, ge=4)
     sse_ping_seconds: float = Field(15.0, gt=0)
     send_timeout: float = Field(10.0, gt=0)
+    stream_buffer_bytes: int = Field(
+        32768,
+        ge=0,
+        description="per stream: SO_SNDBUF cap and uvicorn's write buffer; 0 leaves both as they are",
+    )
     max_subscriptions_per_socket: int = Field(1000, ge=1)
     max_streams: int = Field(20_000, ge=1, description="open SSE + WebSocket subscribers per process")
     hub_resync_seconds: float = Field(30.0, gt=0)

@@ -26,6 +26,7 @@ from server.push.confirmations import Confirmations
 from server.push.pubsub_link import Message, PubSubLink
 from server.push.snapshots import Snapshots
 from server.push.subscriber import Event, Subscriber, TooManyStreams, decode_event
+from server.push.watchdog import Watchdog
 from taskstore import TaskNotFound, TaskStore
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,16 @@ __all__ = ["Hub", "TooManyStreams"]
 
 
 class Hub:
-    def __init__(self, redis_url: str, store: TaskStore, *, resync_seconds: float, max_streams: int) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        store: TaskStore,
+        *,
+        resync_seconds: float,
+        max_streams: int,
+        send_timeout: float = 10.0,
+        ping_seconds: float = 15.0,
+    ) -> None:
         self.store = store
         self.keys = store.keys
         self.snapshots = Snapshots(store)
@@ -45,6 +55,9 @@ class Hub:
         self._watchers: dict[str, set[Subscriber]] = {}
         self._subscribers: set[Subscriber] = set()
         self._reader: asyncio.Task[None] | None = None
+        self.watchdog = Watchdog(
+            lambda: self._subscribers, send_timeout=send_timeout, ping_seconds=ping_seconds
+        )
         self._stopping = False
         self.reconnects = 0
         self.resyncs = 0
@@ -54,9 +67,11 @@ class Hub:
     async def start(self) -> None:
         await self._connect()
         self._reader = asyncio.create_task(self._run(), name="hub-reader")
+        self.watchdog.start()
 
     async def stop(self) -> None:
         self._stopping = True
+        await self.watchdog.stop()
         for sub in list(self._subscribers):
             sub.close()
         if self._reader is not None:
@@ -83,11 +98,15 @@ class Hub:
 
     # -- subscribers ---------------------------------------------------------------------
 
-    def subscriber(self) -> Subscriber:
-        """A new subscriber; TooManyStreams over MAX_STREAMS."""
+    def subscriber(self, transport: str = "stream", task_id: str | None = None) -> Subscriber:
+        """A new subscriber; TooManyStreams over MAX_STREAMS.
+
+        It counts toward MAX_STREAMS until `release()`, which its stream calls only once the
+        connection is done with (closed, or aborted by the watchdog).
+        """
         if len(self._subscribers) >= self.max_streams:
             raise TooManyStreams(self.max_streams)
-        sub = Subscriber()
+        sub = Subscriber(transport, task_id)
         self._subscribers.add(sub)
         return sub
 

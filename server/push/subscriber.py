@@ -8,6 +8,7 @@ being the newest there can be, is never dropped.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from server.push.connection import Connection
 from taskstore import is_terminal
 
 
@@ -70,15 +72,30 @@ class TooManyNotices(Exception):
 
 
 class Subscriber:
+    """One stream's client. Its sender marks each send (`sending_since`, `last_sent`, on the
+    time.monotonic() clock) so the watchdog can drop it when a send stalls, without a timer
+    per send."""
+
     MAX_NOTICES = 64
 
-    def __init__(self) -> None:
+    def __init__(self, transport: str = "stream", task_id: str | None = None) -> None:
+        self.transport = transport
+        self.task_id = task_id
         self.seen: dict[str, int] = {}
         self._slots: dict[str, Event] = {}
         self._notices: deque[bytes] = deque()
         self._wake = asyncio.Event()
         self._paused = False
         self.closed = False
+        self.sending_since = 0.0  # 0.0 while no send is under way
+        self.last_sent = time.monotonic()
+        self.connection: Connection | None = None
+        self.ping_frame: bytes | None = None  # what the watchdog sends when the stream is idle
+
+    def __str__(self) -> str:
+        if self.task_id is None:
+            return f"{self.transport} stream"
+        return f"{self.transport} stream of task {self.task_id}"
 
     def offer(self, event: Event) -> None:
         """Keep `event` if it is newer than what this subscriber saw or holds for its task."""
@@ -95,6 +112,12 @@ class Subscriber:
             raise TooManyNotices
         self._notices.append(frame)
         self._wake.set()
+
+    def ping(self) -> None:
+        """Queue the keep-alive frame unless something is already waiting to go out."""
+        if self.ping_frame is not None and not self._notices:
+            self._notices.append(self.ping_frame)
+            self._wake.set()
 
     def forget(self, task_id: str) -> None:
         self.seen.pop(task_id, None)

@@ -2,26 +2,32 @@
 
 watch (SUBSCRIBE confirmed, then snapshot) ─▶ 404 | 204 (client already saw the end)
     ─▶ stream: snapshot, then each newer state (`id: <seq>`, `event: task`) ─▶ terminal ─▶ end
-client gone / send timeout / shutdown ─▶ the generator is cancelled ─▶ finally: release
+client gone ─▶ sse-starlette cancels the generator
+send stuck for SEND_TIMEOUT / shutdown ─▶ the hub's watchdog closes the subscriber (and aborts a
+    stuck connection) ─▶ the generator ends
+the response is done ─▶ release (the stream counted toward MAX_STREAMS until then)
 """
 
 from __future__ import annotations
 
-import asyncio
+import time
 from collections.abc import AsyncIterator
 
-import anyio
 from fastapi import APIRouter, Header, Query, Response
-from sse_starlette import EventSourceResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.types import Message, Receive, Scope, Send
 
 from server.deps import HubDep, SettingsDep
 from server.ops.metrics import StreamMeter
+from server.push.connection import connection
 from server.push.hub import Hub
 from server.push.subscriber import Event, Subscriber, SubscriberClosed, parse_seq
+from server.settings import Settings
 
 router = APIRouter(tags=["events"])
 
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+PING = ServerSentEvent(comment="ping").encode()
 
 
 @router.get(
@@ -43,7 +49,7 @@ async def task_events(
 ) -> Response:
     """Stream the task's current state, then every change; the stream ends after the terminal one."""
     after = _seq(last_event_id_header) or _seq(last_event_id)
-    sub = hub.subscriber()
+    sub = hub.subscriber("sse", task_id)
     try:
         snapshot = await hub.watch(sub, task_id, after_seq=after)
     except BaseException:
@@ -59,26 +65,63 @@ async def task_events(
     if after > snapshot.seq:  # a seq this task never had: resync from the snapshot
         sub.seen[task_id] = 0
         sub.offer(snapshot)
-    shutdown = anyio.Event()
-    return EventSourceResponse(
-        _stream(hub, sub, shutdown, task_id),
-        headers=STREAM_HEADERS,
-        ping=settings.sse_ping_seconds,
-        send_timeout=settings.send_timeout,
-        shutdown_event=shutdown,
-        shutdown_grace_period=1,
-    )
+    return EventStream(_stream(sub, task_id), sub, hub, settings)
 
 
-async def _stream(hub: Hub, sub: Subscriber, shutdown: anyio.Event, task_id: str) -> AsyncIterator[bytes]:
-    # On shutdown, end the stream cleanly rather than be cut off: the client then reconnects
-    # with Last-Event-ID to another (or the restarted) process.
-    closer = asyncio.create_task(_close_on(shutdown, sub))
+class EventStream(EventSourceResponse):
+    """sse-starlette's response, fed events already encoded as SSE bytes.
+
+    The response start goes through the middleware (CORS adds its headers there); the events
+    go straight to the server's send. Keep-alive pings, the send timeout and the clean end on
+    shutdown are the hub's watchdog's work, for every stream at once, so sse-starlette runs no
+    ping task and times no send here.
+    """
+
+    def __init__(self, stream: AsyncIterator[bytes], sub: Subscriber, hub: Hub, settings: Settings) -> None:
+        super().__init__(
+            stream,
+            headers=STREAM_HEADERS,
+            ping=0,
+            shutdown_event=hub.watchdog.draining,
+            shutdown_grace_period=1,
+        )
+        sub.ping_frame = PING
+        self.sub, self.hub = sub, hub
+        self.buffer_bytes = settings.stream_buffer_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        conn = self.sub.connection = connection(scope, send)
+        conn.limit_buffers(self.buffer_bytes)
+        try:
+            await super().__call__(scope, receive, _direct_body(send, conn.send, self.sub))
+        finally:
+            # Only now is the connection done with: until here the stream counts toward
+            # MAX_STREAMS (a HEAD request never starts the generator, so it is not released there).
+            await self.hub.release(self.sub)
+
+
+def _direct_body(send: Send, raw: Send, sub: Subscriber) -> Send:
+    """`send` for the response start, the server's own for the body, each send marked for the watchdog."""
+
+    async def send_event(message: Message) -> None:
+        if message["type"] != "http.response.body":
+            await send(message)
+            return
+        sub.sending_since = time.monotonic()
+        await raw(message)
+        sub.sending_since = 0.0
+        sub.last_sent = time.monotonic()
+
+    return send_event
+
+
+async def _stream(sub: Subscriber, task_id: str) -> AsyncIterator[bytes]:
     meter = StreamMeter("sse", task_id)
     try:
         while True:
             item = await sub.next()
             if not isinstance(item, Event):
+                yield item  # the keep-alive comment
                 continue
             meter.sent(item)
             yield item.sse
@@ -87,14 +130,7 @@ async def _stream(hub: Hub, sub: Subscriber, shutdown: anyio.Event, task_id: str
     except SubscriberClosed:
         return
     finally:
-        closer.cancel()
         meter.close()
-        await hub.release(sub)
-
-
-async def _close_on(shutdown: anyio.Event, sub: Subscriber) -> None:
-    await shutdown.wait()
-    sub.close()
 
 
 def _seq(value: str | None) -> int:

@@ -15,6 +15,7 @@ the other, and `finally` releases the hub subscription.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -24,6 +25,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from server.access.auth import frame_refusal
 from server.ops.metrics import StreamMeter
+from server.push.connection import connection
 from server.push.hub import Hub, TooManyStreams
 from server.push.subscriber import Event, Subscriber, SubscriberClosed, TooManyNotices, parse_seq
 from server.settings import Settings
@@ -45,7 +47,7 @@ Access = Callable[[str, object], str | None]
 async def task_socket(websocket: WebSocket, task_id: str) -> None:
     """The task's events as JSON text frames; closes with 1000 after the terminal one."""
     hub, settings = _hub(websocket), _settings(websocket)
-    sub = await _accept(websocket, hub)
+    sub = await _accept(websocket, hub, settings, "ws", task_id)
     if sub is None:
         return
     last_seq = _int(websocket.query_params.get("last_seq"))
@@ -73,7 +75,7 @@ async def task_socket(websocket: WebSocket, task_id: str) -> None:
 async def multiplexed_socket(websocket: WebSocket) -> None:
     """Many tasks on one socket: subscribe and unsubscribe with JSON frames."""
     hub, settings = _hub(websocket), _settings(websocket)
-    sub = await _accept(websocket, hub)
+    sub = await _accept(websocket, hub, settings, "ws_multiplexed")
     if sub is None:
         return
     meter = StreamMeter("ws_multiplexed")
@@ -87,14 +89,28 @@ async def multiplexed_socket(websocket: WebSocket) -> None:
         await hub.release(sub)
 
 
-async def _accept(websocket: WebSocket, hub: Hub) -> Subscriber | None:
-    """Accept the socket and give it a subscriber; None (socket closed 1013) over MAX_STREAMS."""
-    await websocket.accept()
+async def _accept(
+    websocket: WebSocket, hub: Hub, settings: Settings, transport: str, task_id: str | None = None
+) -> Subscriber | None:
+    """Give the socket a subscriber, then accept it; None (socket closed 1013) over MAX_STREAMS.
+
+    The subscriber comes first, so an accepted socket counts toward MAX_STREAMS even before it
+    subscribes to anything.
+    """
     try:
-        return hub.subscriber()
+        sub = hub.subscriber(transport, task_id)
     except TooManyStreams as e:
+        await websocket.accept()
         await websocket.close(CLOSE_TRY_LATER, str(e))
         return None
+    try:
+        await websocket.accept()
+    except BaseException:
+        await hub.release(sub)
+        raise
+    sub.connection = connection(websocket.scope, websocket.send)
+    sub.connection.limit_buffers(settings.stream_buffer_bytes)
+    return sub
 
 
 async def _send_events(
@@ -110,22 +126,38 @@ async def _send_events(
         try:
             item = await sub.next()
         except SubscriberClosed:
-            await websocket.close(CLOSE_TRY_LATER, "server shutting down")
+            if not (sub.connection is not None and sub.connection.closing):
+                await websocket.close(CLOSE_TRY_LATER, "server shutting down")
             return
         frame = item.text if isinstance(item, Event) else item.decode()
         meter.sent(item)
-        try:
-            # asyncio.timeout, not wait_for: no task per frame on Python 3.11.
-            async with asyncio.timeout(settings.send_timeout):
-                await websocket.send_text(frame)
-        except TimeoutError:
-            await websocket.close(CLOSE_POLICY, "client too slow; reconnect to resync")
-            return
+        if not await _send_text(sub, frame):
+            return  # the client is gone, or the watchdog let it go
         if isinstance(item, Event) and item.terminal:
             if close_on_terminal:
                 await websocket.close(CLOSE_NORMAL)
                 return
             await hub.unwatch(sub, item.task_id)
+
+
+async def _send_text(sub: Subscriber, frame: str) -> bool:
+    """Send one frame through the server's own send, marked for the watchdog; False once gone.
+
+    A send that finds the buffers full waits; after SEND_TIMEOUT the watchdog aborts the
+    connection, which ends the wait (ClientDisconnected, an OSError) without a traceback.
+    """
+    conn = sub.connection
+    if conn is None:
+        raise RuntimeError(f"{sub} has no connection: it was not accepted through _accept()")
+    sub.sending_since = time.monotonic()
+    try:
+        await conn.send({"type": "websocket.send", "text": frame})
+    except OSError:
+        return False
+    finally:
+        sub.sending_since = 0.0
+    sub.last_sent = time.monotonic()
+    return True
 
 
 async def _drain(websocket: WebSocket) -> None:

@@ -1,0 +1,92 @@
+"""The client connection under a stream: the server's own `send`, the socket's buffers, abort.
+
+    uvicorn ─▶ ConnectionScope (outermost) ─▶ scope[CONNECTION] = Connection(send)
+              ─▶ the middleware stack ─▶ routes ─▶ a stream sends its response start through
+                 the middleware, then every event through `Connection.send` (no wrappers)
+
+A stream's events need nothing from the middleware (they only watch the response start), so
+they skip its per-message wrappers. The same handle caps the socket's kernel send buffer and
+uvicorn's write buffer (what a client that stops reading can cost), and aborts the connection
+when the client stops reading: `transport.close()` would wait, forever, to flush a buffer that
+the client never reads, and the descriptor would stay open.
+
+uvicorn's ASGI `send` is a bound method of the request cycle (HTTP) or of the connection's
+protocol (WebSocket), both holding `.transport`. Under a server without one there is no cap and
+no abort: a stream dropped for its send timeout is still let go by the hub, but its socket
+stays the server's business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from typing import cast
+
+from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+CONNECTION = "taskcast.connection"
+
+
+class Connection:
+    __slots__ = ("send",)
+
+    def __init__(self, send: Send) -> None:
+        self.send = send  # the server's own send, before any middleware wraps it
+
+    @property
+    def transport(self) -> asyncio.Transport | None:
+        # uvloop's transports are not asyncio.Transport subclasses: check for what is used.
+        transport = getattr(getattr(self.send, "__self__", None), "transport", None)
+        usable = all(hasattr(transport, name) for name in ("abort", "is_closing", "set_write_buffer_limits"))
+        return cast(asyncio.Transport, transport) if usable else None
+
+    @property
+    def closing(self) -> bool:
+        transport = self.transport
+        return transport is not None and transport.is_closing()
+
+    def limit_buffers(self, size: int) -> None:
+        """Bound what an unread stream holds to about `size` bytes in the kernel (SO_SNDBUF,
+        which Linux doubles for its bookkeeping) and as much again in uvicorn's write buffer."""
+        transport = self.transport
+        if transport is None or not size:
+            return
+        transport.set_write_buffer_limits(high=size)
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # Not every platform or socket family allows it; the cap is a bound, not a need.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+
+    def abort(self) -> None:
+        """Drop the connection now, unsent data and all; the descriptor is freed at once."""
+        transport = self.transport
+        if transport is not None:
+            transport.abort()
+
+
+class ConnectionScope:
+    """Outermost ASGI layer: puts the connection's handle in every HTTP and WebSocket scope."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            scope[CONNECTION] = Connection(send)
+        await self.app(scope, receive, send)
+
+
+class StreamingFastAPI(FastAPI):
+    """FastAPI with ConnectionScope outside its whole middleware stack."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return ConnectionScope(super().build_middleware_stack())
+
+
+def connection(scope: Scope, send: Send) -> Connection:
+    """The connection under `scope`, or one around `send` when ConnectionScope is not installed."""
+    found = scope.get(CONNECTION)
+    return found if isinstance(found, Connection) else Connection(send)

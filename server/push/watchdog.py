@@ -1,0 +1,72 @@
+"""One task that looks after every stream's sends, instead of a timer per send.
+
+    every `interval` s, for each subscriber:
+        a send under way for SEND_TIMEOUT or longer ─▶ one WARNING line, abort the connection
+                                                      (its descriptor is freed at once), close
+        nothing sent for the ping interval (SSE)   ─▶ queue the keep-alive comment
+        the server is draining (sse-starlette's signal) ─▶ close: each stream ends cleanly
+
+A client that stops reading fills the kernel's buffers, then uvicorn's; the send that found
+them full never returns. Aborting the transport ends that send (uvicorn then treats the
+client as gone), and the stream unwinds quietly through its normal `finally`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Collection
+
+import anyio
+
+from server.push.subscriber import Subscriber
+
+log = logging.getLogger("taskcast.api")
+
+
+class Watchdog:
+    def __init__(
+        self, subscribers: Callable[[], Collection[Subscriber]], *, send_timeout: float, ping_seconds: float
+    ) -> None:
+        self.subscribers = subscribers
+        self.send_timeout = send_timeout
+        self.ping_seconds = ping_seconds
+        # A send is found stuck within a quarter of the timeout (at most half a second) of it.
+        self.interval = min(0.5, send_timeout / 4, ping_seconds / 4)
+        self.draining = anyio.Event()  # set by sse-starlette when the server is told to exit
+        self.dropped = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="stream-watchdog")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            self.sweep(time.monotonic())
+
+    def sweep(self, now: float) -> None:
+        draining = self.draining.is_set()
+        for sub in list(self.subscribers()):
+            if sub.sending_since and now - sub.sending_since >= self.send_timeout:
+                self.drop(sub, f"no send completed for {now - sub.sending_since:.1f} s (client not reading)")
+            elif draining:
+                sub.close()
+            elif now - sub.last_sent >= self.ping_seconds:
+                sub.ping()
+
+    def drop(self, sub: Subscriber, reason: str) -> None:
+        """Let a client go: its connection aborted, its subscriber closed, one log line."""
+        self.dropped += 1
+        sub.sending_since = 0.0
+        extra = {"task_id": sub.task_id, "transport": sub.transport, "reason": reason}
+        log.warning("%s dropped: %s; connection closed", sub, reason, extra=extra)
+        if sub.connection is not None:
+            sub.connection.abort()
+        sub.close()
