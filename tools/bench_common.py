@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -70,9 +70,19 @@ def api_process(redis: str, **settings: str | int) -> Iterator[str]:
 @contextmanager
 def api_child(redis: str, **settings: str | int) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """Like `api_process`, and the process too (for its memory or CPU)."""
+    with api_child_at(ROOT, redis, settings) as answer:
+        yield answer
+
+
+@contextmanager
+def api_child_at(
+    root: Path, redis: str, settings: Mapping[str, str | int]
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`api_child` running the `server` of the checkout at `root` (a build to compare against)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    with child(api_command(port), child_env(redis, **settings)) as proc:
+    env = {**child_env(redis, **settings), "PYTHONPATH": str(root)}
+    with child(api_command(port), env, cwd=root) as proc:
         wait_healthy(url)
         yield url, proc
 
@@ -85,8 +95,8 @@ def worker_process(redis: str, **settings: str | int) -> Iterator[subprocess.Pop
 
 
 @contextmanager
-def child(args: Sequence[str], env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
-    proc = subprocess.Popen(list(args), cwd=ROOT, env=env)
+def child(args: Sequence[str], env: dict[str, str], cwd: Path = ROOT) -> Iterator[subprocess.Popen[bytes]]:
+    proc = subprocess.Popen(list(args), cwd=cwd, env=env)
     try:
         yield proc
     finally:

@@ -9,8 +9,14 @@ client library.
 
 latency: one task at a time: POST /tasks -> open its SSE stream -> the terminal event arrives.
 fanout:  N subscribers (half SSE, half WebSocket) on M running tasks; prints the API's Redis
-         connections, its memory per subscriber, and publish-to-receipt latency (event
-         `updated_at`, stamped by Redis at the transition, to the moment a client read it).
+         connections, its memory per subscriber, its CPU time per delivered event (process CPU
+         time from the worker's start to the last terminal event, over the events delivered),
+         and publish-to-receipt latency (event `updated_at`, stamped by Redis at the transition,
+         to the moment a client read it). The subscribers are lean raw-socket protocols
+         (tools/lean_clients.py), so one client process keeps up with 10,000 streams.
+
+--server-root DIR runs the API from another checkout (e.g. `git worktree add /tmp/before
+<commit>`), so two builds are compared with the same client on the same machine.
 """
 
 from __future__ import annotations
@@ -26,15 +32,24 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
-import websockets
 from redis.asyncio import Redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tools.bench_common import api_child, percentile, redis_url, rss_bytes, worker_process
+from tools.bench_common import (
+    ROOT,
+    api_child_at,
+    cpu_seconds,
+    percentile,
+    redis_url,
+    rss_bytes,
+    worker_process,
+)
+from tools.lean_clients import LeanSubscriber, OnEvent, open_subscriber
 
 
 @dataclass
@@ -47,11 +62,12 @@ class Stack:
 
 
 @contextmanager
-def start_stack(*, concurrency: int, worker: bool) -> Iterator[Stack]:
-    """A private Redis and one API process; the worker now, or when `start_worker()` is called."""
+def start_stack(*, concurrency: int, worker: bool, root: Path = ROOT) -> Iterator[Stack]:
+    """A private Redis and one API process (run from `root`); the worker now, or when
+    `start_worker()` is called."""
     with ExitStack() as running:
         redis = running.enter_context(redis_url(None))
-        url, api = running.enter_context(api_child(redis, max_streams=50_000))
+        url, api = running.enter_context(api_child_at(root, redis, {"max_streams": 50_000}))
 
         def start_worker() -> None:
             running.enter_context(worker_process(redis, max_concurrency=concurrency))
@@ -98,51 +114,6 @@ async def post_task(host: str, port: int, prompt: str, params: dict[str, float] 
     return task_id
 
 
-async def sse_until_terminal(
-    host: str, port: int, task_id: str, seen: list[tuple[float, float]] | None, opened: Counter | None = None
-) -> None:
-    request = f"GET /tasks/{task_id}/events HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
-    reader, writer, status = await http(host, port, request)
-    try:
-        if status != 200:
-            raise RuntimeError(f"SSE for {task_id} answered {status}")
-        first = True
-        async for line in reader:
-            if line.startswith(b"data: "):
-                if _record(line[6:], seen, first):
-                    return
-                if first and opened is not None:
-                    opened.count += 1
-                first = False
-    finally:
-        writer.close()
-
-
-def _record(data: bytes, seen: list[tuple[float, float]] | None, first: bool) -> bool:
-    """Note when an event arrived; whether it was the terminal one.
-
-    The first event of a stream is the snapshot read from the hash, whose `updated_at` may be
-    long past: it measures nothing about delivery, so it is not recorded.
-    """
-    event = orjson.loads(data)
-    if seen is not None and not first:
-        seen.append((time.time(), float(event["updated_at"])))
-    return event["status"] in ("DONE", "FAILED", "CANCELLED")
-
-
-async def ws_until_terminal(
-    host: str, port: int, task_id: str, seen: list[tuple[float, float]], opened: Counter | None = None
-) -> None:
-    async with websockets.connect(f"ws://{host}:{port}/tasks/{task_id}/ws", ping_interval=None) as ws:
-        first = True
-        async for frame in ws:
-            if _record(frame if isinstance(frame, bytes) else frame.encode(), seen, first):
-                return
-            if first and opened is not None:
-                opened.count += 1
-            first = False
-
-
 class KeepAlive:
     """One HTTP/1.1 connection reused for every request, as a browser or a client pool does."""
 
@@ -157,8 +128,8 @@ class KeepAlive:
             headers[name.lower()] = value.strip()
         return status, headers
 
-    async def post_task(self, prompt: str) -> str:
-        body = orjson.dumps({"prompt": prompt, "params": {}})
+    async def post_task(self, prompt: str, params: dict[str, float] | None = None) -> str:
+        body = orjson.dumps({"prompt": prompt, "params": params or {}})
         head = b"POST /tasks HTTP/1.1\r\nHost: bench\r\nContent-Type: application/json\r\n"
         self.writer.write(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
         status, headers = await self.head()
@@ -207,30 +178,55 @@ async def fanout(stack: Stack, subscribers: int, tasks: int, duration: float) ->
     base_conns, base_rss = await _api_connections(redis), rss_bytes(stack.api_pid)
     seen: list[tuple[float, float]] = []
     opened = Counter()
-    clients = [
-        asyncio.create_task(_subscribe(stack, ids[n % tasks], n % 2 == 0, seen, opened))
-        for n in range(subscribers)
-    ]
+
+    def on_event(received_at: float, event: dict[str, Any], first: bool) -> None:
+        if first:  # the snapshot read from the hash: its stream is open, it measures no delivery
+            opened.count += 1
+        else:
+            seen.append((received_at, float(event["updated_at"])))
+
+    clients = await _open_all(stack, ids, subscribers, on_event)
     while opened.count < subscribers:
-        failed = next((c for c in clients if c.done() and c.exception()), None)
-        if failed is not None:
-            raise RuntimeError(f"a subscriber failed while opening: {failed.exception()!r}")
+        _raise_failed(clients)
         await asyncio.sleep(0.05)
+    await asyncio.sleep(1.0)  # let the API settle before its memory is read
     conns, rss = await _api_connections(redis), rss_bytes(stack.api_pid)
+    cpu_before, started = cpu_seconds(stack.api_pid), time.perf_counter()
     stack.start_worker()
-    await asyncio.gather(*clients)
+    await asyncio.gather(*(c.done for c in clients))
+    cpu = cpu_seconds(stack.api_pid) - cpu_before
+    wall = time.perf_counter() - started
     await redis.aclose()
     print(f"subscribers={subscribers} (half SSE, half WebSocket) on {tasks} tasks of {duration:g} s, 4 steps")
     print(f"API Redis connections: {base_conns} before the subscribers, {conns} with all of them open")
     print(f"API memory: {(rss - base_rss) / subscribers / 1024:.1f} KiB per open subscriber")
+    print(
+        f"API CPU: {cpu:.2f} s over the {wall:.1f} s run, {len(seen)} deliveries: "
+        f"{cpu / max(1, len(seen)) * 1e6:.1f} us per delivery"
+    )
     report("publish -> receipt", [max(0.0, got - stamped) for got, stamped in seen])
 
 
-async def _subscribe(
-    stack: Stack, task_id: str, sse: bool, seen: list[tuple[float, float]], opened: Counter
-) -> None:
-    watch = sse_until_terminal if sse else ws_until_terminal
-    await watch(stack.host, stack.port, task_id, seen, opened)
+async def _open_all(
+    stack: Stack, ids: list[str], subscribers: int, on_event: OnEvent, batch: int = 250
+) -> list[LeanSubscriber]:
+    """Connect the subscribers a batch at a time (the listen backlog is finite), alternating
+    SSE and WebSocket and spreading them over the tasks."""
+    clients: list[LeanSubscriber] = []
+    for first in range(0, subscribers, batch):
+        clients += await asyncio.gather(
+            *(
+                open_subscriber(stack.host, stack.port, ids[n % len(ids)], n % 2 == 0, on_event)
+                for n in range(first, min(subscribers, first + batch))
+            )
+        )
+    return clients
+
+
+def _raise_failed(clients: list[LeanSubscriber]) -> None:
+    failed = next((c for c in clients if c.done.done() and c.done.exception()), None)
+    if failed is not None:
+        raise RuntimeError(f"a subscriber failed while opening: {failed.done.exception()!r}")
 
 
 async def _api_connections(redis: Redis) -> int:
@@ -256,9 +252,13 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, default=1000)
     parser.add_argument("--tasks", type=int, default=100)
     parser.add_argument("--duration", type=float, default=3.0, help="seconds each fan-out task runs")
+    parser.add_argument(
+        "--server-root", type=Path, default=ROOT, help="run the API from this checkout (a build to compare)"
+    )
     args = parser.parse_args()
     worker = args.mode == "latency"
-    with more_files(), start_stack(concurrency=max(args.tasks, 5), worker=worker) as stack:
+    concurrency = max(args.tasks, 5)
+    with more_files(), start_stack(concurrency=concurrency, worker=worker, root=args.server_root) as stack:
         if args.mode == "latency":
             asyncio.run(latency(stack, args.runs))
         else:
