@@ -191,6 +191,7 @@ async def fanout(stack: Stack, subscribers: int, tasks: int, duration: float) ->
         await asyncio.sleep(0.05)
     await asyncio.sleep(1.0)  # let the API settle before its memory is read
     conns, rss = await _api_connections(redis), rss_bytes(stack.api_pid)
+    print(f"{subscribers} subscribers open; starting the worker", flush=True)
     cpu_before, started = cpu_seconds(stack.api_pid), time.perf_counter()
     stack.start_worker()
     await asyncio.gather(*(c.done for c in clients))

@@ -14,7 +14,6 @@ PROMETHEUS_MULTIPROC_DIR is set) is cleared of this process id's stale live gaug
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
@@ -25,7 +24,6 @@ from prometheus_client import Counter, Gauge, Histogram
 from server.ops.scrape import prepare_multiprocess_dir
 from server.push.hub import Hub
 from server.push.subscriber import Event
-from taskstore import decode_state
 
 log = logging.getLogger("taskcast.api")
 
@@ -113,10 +111,8 @@ class StreamMeter:
         self.sent_count += 1
         if event.task_id not in self._started:
             self._started.add(event.task_id)
-        else:
-            with contextlib.suppress(ValueError, KeyError, TypeError):
-                updated_at = float(decode_state(event.payload)["updated_at"])
-                self._delivery.observe(max(0.0, time.time() - updated_at))
+        elif event.updated_at:  # read once per event by the hub, not once per delivery
+            self._delivery.observe(max(0.0, time.time() - event.updated_at))
         if event.terminal:  # a later subscription to the same task starts with a snapshot again
             self._started.discard(event.task_id)
 

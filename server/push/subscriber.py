@@ -30,6 +30,7 @@ class Event:
     terminal: bool
     text: str  # the WebSocket frame
     sse: bytes  # the Server-Sent Event: `id: <seq>`, `event: task`, `data: <payload>`
+    updated_at: float  # when the transition wrote it (Redis's clock); 0.0 if the state has none
 
 
 MAX_SEQ_DIGITS = 18  # a Redis seq is an int64; int() refuses strings over 4300 digits
@@ -51,7 +52,9 @@ def decode_event(payload: bytes) -> Event:
     state = orjson.loads(payload)
     seq = int(state["seq"])
     sse = b"id: %d\r\nevent: task\r\ndata: %s\r\n\r\n" % (seq, payload)
-    return Event(state["task_id"], seq, payload, is_terminal(state), payload.decode(), sse)
+    updated_at = state.get("updated_at")
+    stamp = float(updated_at) if isinstance(updated_at, int | float) else 0.0
+    return Event(state["task_id"], seq, payload, is_terminal(state), payload.decode(), sse, stamp)
 
 
 class TooManyStreams(Exception):

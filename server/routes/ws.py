@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
 from typing import Any
 
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
 
 from server.access.auth import frame_refusal
 from server.ops.metrics import StreamMeter
@@ -63,8 +64,8 @@ async def task_socket(websocket: WebSocket, task_id: str) -> None:
         return
     meter = StreamMeter("ws", task_id)
     try:
-        await _first_completed(
-            _send_events(websocket, sub, settings, hub, meter, close_on_terminal=True), _drain(websocket)
+        await _while_receiving(
+            _drain(websocket), sub, _send_events(websocket, sub, hub, meter, close_on_terminal=True)
         )
     finally:
         meter.close()
@@ -80,9 +81,10 @@ async def multiplexed_socket(websocket: WebSocket) -> None:
         return
     meter = StreamMeter("ws_multiplexed")
     try:
-        await _first_completed(
-            _send_events(websocket, sub, settings, hub, meter, close_on_terminal=False),
+        await _while_receiving(
             _receive_ops(websocket, sub, settings, hub),
+            sub,
+            _send_events(websocket, sub, hub, meter, close_on_terminal=False),
         )
     finally:
         meter.close()
@@ -116,7 +118,6 @@ async def _accept(
 async def _send_events(
     websocket: WebSocket,
     sub: Subscriber,
-    settings: Settings,
     hub: Hub,
     meter: StreamMeter,
     *,
@@ -126,7 +127,7 @@ async def _send_events(
         try:
             item = await sub.next()
         except SubscriberClosed:
-            if not (sub.connection is not None and sub.connection.closing):
+            if _open(websocket, sub):  # closed by the hub: the server is shutting down
                 await websocket.close(CLOSE_TRY_LATER, "server shutting down")
             return
         frame = item.text if isinstance(item, Event) else item.decode()
@@ -138,6 +139,14 @@ async def _send_events(
                 await websocket.close(CLOSE_NORMAL)
                 return
             await hub.unwatch(sub, item.task_id)
+
+
+def _open(websocket: WebSocket, sub: Subscriber) -> bool:
+    """Neither side has closed the socket (nor has the watchdog aborted it)."""
+    connected = WebSocketState.CONNECTED
+    if websocket.application_state != connected or websocket.client_state != connected:
+        return False
+    return sub.connection is None or not sub.connection.closing
 
 
 async def _send_text(sub: Subscriber, frame: str) -> bool:
@@ -254,18 +263,24 @@ async def _watch(hub: Hub, sub: Subscriber, task_id: str, last_seq: int) -> Even
     return snapshot
 
 
-async def _first_completed(*coroutines: Awaitable[None]) -> None:
-    """Run the coroutines until one ends; cancel the others (sse-starlette's cancel_on_finish)."""
-    tasks = [asyncio.ensure_future(c) for c in coroutines]
+async def _while_receiving(
+    receiver: Coroutine[Any, Any, None], sub: Subscriber, sender: Awaitable[None]
+) -> None:
+    """Send in this task while `receiver` reads in its own; the first to end ends the other.
+
+    The receiver ending (client gone, or a policy close) closes the subscriber, which ends the
+    sender. The sender ending (terminal event, shutdown, client gone) cancels the receiver. One
+    task per socket besides the server's own, not two (sse-starlette's cancel_on_finish, leaner).
+    """
+    receiving = asyncio.ensure_future(receiver)
+    receiving.add_done_callback(lambda _: sub.close())
     try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        await sender
     finally:
-        for task in tasks:
-            task.cancel()
-        results = await asyncio.gather(*tasks, return_exceptions=True)
-    for result in results:
-        if isinstance(result, Exception) and not isinstance(result, WebSocketDisconnect):
-            raise result
+        receiving.cancel()
+        (result,) = await asyncio.gather(receiving, return_exceptions=True)
+    if isinstance(result, Exception) and not isinstance(result, WebSocketDisconnect):
+        raise result
 
 
 def _hub(websocket: WebSocket) -> Hub:
