@@ -23,6 +23,7 @@ import orjson
 from redis.exceptions import RedisError
 
 from server.push.confirmations import Confirmations
+from server.push.departures import Departures
 from server.push.pubsub_link import Message, PubSubLink
 from server.push.snapshots import Snapshots
 from server.push.subscriber import Event, Subscriber, TooManyStreams, decode_event
@@ -52,6 +53,8 @@ class Hub:
         self.max_streams = max_streams
         self._link = PubSubLink(redis_url, self._handle)
         self._confirmations = Confirmations()
+        self._departures = Departures(self._unsubscribe)
+        self._link_writes = asyncio.Lock()  # keeps an UNSUBSCRIBE from overtaking a later SUBSCRIBE
         self._watchers: dict[str, set[Subscriber]] = {}
         self._subscribers: set[Subscriber] = set()
         self._reader: asyncio.Task[None] | None = None
@@ -72,6 +75,7 @@ class Hub:
     async def stop(self) -> None:
         self._stopping = True
         await self.watchdog.stop()
+        await self._departures.aclose()
         for sub in list(self._subscribers):
             sub.close()
         if self._reader is not None:
@@ -150,7 +154,7 @@ class Hub:
         watchers.discard(sub)
         if not watchers:
             del self._watchers[task_id]
-            await self._unsubscribe(task_id)
+            self._departures.leave(task_id)
 
     async def _snapshot(self, task_id: str) -> Event:
         raw = await self.snapshots.read(task_id)
@@ -163,21 +167,29 @@ class Hub:
     async def _subscribe(self, task_id: str, *, first: bool) -> None:
         """Return once Redis confirmed the task's channel is subscribed."""
         channel = self.keys.channel(task_id)
-        if first:
+        if first and not self._departures.stay(task_id):
             self._confirmations.expect(channel)
             try:
-                await self._link.subscribe(channel)
+                async with self._link_writes:
+                    await self._link.subscribe(channel)
             except (RedisError, OSError) as e:
                 # The reader sees the broken link too; its reconnect subscribes every
                 # watched channel and releases this wait.
                 log.warning("subscribe to %s failed (%s); waiting for the reconnect", task_id, e)
         await self._confirmations.wait(channel)
 
-    async def _unsubscribe(self, task_id: str) -> None:
-        try:
-            await self._link.unsubscribe(self.keys.channel(task_id))
-        except (RedisError, OSError) as e:
-            log.warning("unsubscribe of %s failed (%s); the reconnect will drop it", task_id, e)
+    async def _unsubscribe(self, task_ids: set[str]) -> None:
+        """One UNSUBSCRIBE for the tasks that are still unwatched (see server/departures.py)."""
+        async with self._link_writes:
+            channels = [self.keys.channel(t) for t in task_ids if t not in self._watchers]
+            if not channels:
+                return
+            try:
+                await self._link.unsubscribe(*channels)
+            except (RedisError, OSError) as e:
+                log.warning(
+                    "unsubscribe of %d tasks failed (%s); the reconnect will drop them", len(channels), e
+                )
 
     def _handle(self, message: Message) -> None:
         kind, channel, data = message["type"], message.get("channel"), message.get("data")
@@ -226,6 +238,7 @@ class Hub:
 
     async def _connect(self) -> None:
         await self._link.connect(self._wanted_channels)
+        self._departures.forget_all()
         self._confirmations.confirm_all()
 
     def _wanted_channels(self) -> set[str]:

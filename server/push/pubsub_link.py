@@ -52,9 +52,9 @@ class PubSubLink:
         if self._pubsub is not None:
             await self._pubsub.subscribe(channel)
 
-    async def unsubscribe(self, channel: str) -> None:
+    async def unsubscribe(self, *channels: str) -> None:
         if self._pubsub is not None:
-            await self._pubsub.unsubscribe(channel)
+            await self._pubsub.unsubscribe(*channels)
 
     async def read(self) -> None:
         """Hand the next message (if one comes within READ_TIMEOUT) to `on_message`.
