@@ -30,6 +30,8 @@ from server.settings import Settings, get_settings
 from taskstore import TaskQueue, TaskStore
 from taskstore.connection import PackedConnection
 
+GC_THRESHOLDS = (100_000, 50, 100)
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The API with its lifespan (Redis pool, hub); configures logging and metrics for `settings`."""
@@ -76,6 +78,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # the collector's generations keeps full collections, the p99 spikes under load, short.
         gc.collect()
         gc.freeze()
+        # Each open stream holds a few hundred long-lived objects (its tasks, frames, subscriber),
+        # and at the default threshold (700) the collector walked them over and over: at 10,000
+        # streams it took most of the CPU of opening them and of a burst (docs/performance.md).
+        # Collect the young generation every 100,000 allocations instead.
+        gc.set_threshold(*GC_THRESHOLDS)
         try:
             yield
         finally:

@@ -49,7 +49,7 @@ from tools.bench_common import (
     rss_bytes,
     worker_process,
 )
-from tools.lean_clients import LeanSubscriber, OnEvent, open_subscriber
+from tools.lean_clients import TERMINAL, LeanSubscriber, OnEvent, open_subscriber
 
 
 @dataclass
@@ -178,12 +178,15 @@ async def fanout(stack: Stack, subscribers: int, tasks: int, duration: float) ->
     base_conns, base_rss = await _api_connections(redis), rss_bytes(stack.api_pid)
     seen: list[tuple[float, float]] = []
     opened = Counter()
+    ending: list[tuple[float, int]] = []  # API CPU and deliveries when the first terminal event came
 
     def on_event(received_at: float, event: dict[str, Any], first: bool) -> None:
         if first:  # the snapshot read from the hash: its stream is open, it measures no delivery
             opened.count += 1
-        else:
-            seen.append((received_at, float(event["updated_at"])))
+            return
+        if not ending and event["status"] in TERMINAL:
+            ending.append((cpu_seconds(stack.api_pid), len(seen)))
+        seen.append((received_at, float(event["updated_at"])))
 
     clients = await _open_all(stack, ids, subscribers, on_event)
     while opened.count < subscribers:
@@ -203,8 +206,15 @@ async def fanout(stack: Stack, subscribers: int, tasks: int, duration: float) ->
     print(f"API memory: {(rss - base_rss) / subscribers / 1024:.1f} KiB per open subscriber")
     print(
         f"API CPU: {cpu:.2f} s over the {wall:.1f} s run, {len(seen)} deliveries: "
-        f"{cpu / max(1, len(seen)) * 1e6:.1f} us per delivery"
+        f"{cpu / max(1, len(seen)) * 1e6:.1f} us per delivery, stream ends included"
     )
+    if ending:
+        (cpu_mid, n_mid), cpu_end = ending[0], cpu_before + cpu
+        print(
+            f"  the RUNNING and progress bursts: {(cpu_mid - cpu_before) / max(1, n_mid) * 1e6:.1f} us "
+            f"per delivery ({n_mid} deliveries); the terminal burst with every stream's end: "
+            f"{(cpu_end - cpu_mid) / subscribers * 1e6:.1f} us per subscriber"
+        )
     report("publish -> receipt", [max(0.0, got - stamped) for got, stamped in seen])
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -77,7 +76,26 @@ class TooManyNotices(Exception):
 class Subscriber:
     """One stream's client. Its sender marks each send (`sending_since`, `last_sent`, on the
     time.monotonic() clock) so the watchdog can drop it when a send stalls, without a timer
-    per send."""
+    per send.
+
+    Thousands are open at once, so it is kept small: slots, no queue or asyncio.Event (each
+    carries a deque), one future only while its sender waits.
+    """
+
+    __slots__ = (
+        "_notices",
+        "_paused",
+        "_slots",
+        "_waiter",
+        "closed",
+        "connection",
+        "last_sent",
+        "ping_frame",
+        "seen",
+        "sending_since",
+        "task_id",
+        "transport",
+    )
 
     MAX_NOTICES = 64
 
@@ -86,8 +104,8 @@ class Subscriber:
         self.task_id = task_id
         self.seen: dict[str, int] = {}
         self._slots: dict[str, Event] = {}
-        self._notices: deque[bytes] = deque()
-        self._wake = asyncio.Event()
+        self._notices: list[bytes] = []
+        self._waiter: asyncio.Future[None] | None = None
         self._paused = False
         self.closed = False
         self.sending_since = 0.0  # 0.0 while no send is under way
@@ -107,20 +125,20 @@ class Subscriber:
         held = self._slots.get(event.task_id)
         if held is None or held.seq < event.seq:
             self._slots[event.task_id] = event
-            self._wake.set()
+            self._wake()
 
     def notify(self, frame: bytes) -> None:
         """Queue a control frame (multiplexed WebSocket); TooManyNotices past the bound."""
         if len(self._notices) >= self.MAX_NOTICES:
             raise TooManyNotices
         self._notices.append(frame)
-        self._wake.set()
+        self._wake()
 
     def ping(self) -> None:
         """Queue the keep-alive frame unless something is already waiting to go out."""
         if self.ping_frame is not None and not self._notices:
             self._notices.append(self.ping_frame)
-            self._wake.set()
+            self._wake()
 
     def forget(self, task_id: str) -> None:
         self.seen.pop(task_id, None)
@@ -128,7 +146,7 @@ class Subscriber:
 
     def close(self) -> None:
         self.closed = True
-        self._wake.set()
+        self._wake()
 
     @contextmanager
     def answering(self) -> Iterator[None]:
@@ -138,19 +156,27 @@ class Subscriber:
             yield
         finally:
             self._paused = False
-            self._wake.set()
+            self._wake()
 
     async def next(self) -> Event | bytes:
         """The next control frame or event to send; SubscriberClosed once closed."""
         while not (self._notices or (self._slots and not self._paused)):
             if self.closed:
                 raise SubscriberClosed
-            self._wake.clear()
-            await self._wake.wait()
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
         if self._notices:
-            return self._notices.popleft()
+            return self._notices.pop(0)
         task_id = next(iter(self._slots))
         event = self._slots.pop(task_id)
         if task_id in self.seen:
             self.seen[task_id] = event.seq
         return event
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
