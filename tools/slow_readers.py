@@ -1,14 +1,15 @@
 """What clients that never read cost the API: its sockets and the kernel's send queues over time.
 
-    python tools/slow_readers.py --clients 200 --seconds 20
+    python tools/slow_readers.py --clients 200 --seconds 40
     python tools/slow_readers.py --server-root /tmp/before     # another build, to compare
 
 One API process (SEND_TIMEOUT as set in the environment, default 10 s) and a task that reports
 progress `--rate` times a second, written through taskstore as a worker would. N SSE clients
-open its stream and never read. Every few seconds the tool prints the API process's sockets
-(/proc/<pid>/fd) and, from `ss -tn`, its connections on its port, the bytes the kernel queues to
-send on them (Send-Q) and the bytes its clients received but never read (their Recv-Q): the
-kernel memory those clients hold.
+open its stream and never read. Their receive buffers are `--client-rcvbuf` bytes, as for a
+client far away whose window stays small (on loopback the kernel would grow them to megabytes).
+Every few seconds the tool prints the API process's sockets (/proc/<pid>/fd) and, from
+`ss -tn`, its connections on its port, the bytes the kernel queues to send on them (Send-Q)
+and the bytes its clients received but never read (their Recv-Q).
 """
 
 from __future__ import annotations
@@ -52,8 +53,10 @@ def queued(port: int) -> tuple[int, int, int]:
     return len(api), sum(int(r[2]) for r in api), sum(int(r[1]) for r in clients)
 
 
-async def never_reading(port: int, task_id: str) -> socket.socket:
+async def never_reading(port: int, task_id: str, rcvbuf: int) -> socket.socket:
     sock = socket.socket()
+    if rcvbuf:  # as a client far away, or on a slow link, whose window stays small
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     sock.setblocking(False)
     loop = asyncio.get_running_loop()
     await loop.sock_connect(sock, ("127.0.0.1", port))
@@ -79,7 +82,7 @@ async def run(redis: str, port: int, pid: int, args: argparse.Namespace) -> None
     task_id = (await store.submit("slow readers", {})).task_id
     await store.move(Move(task_id, TaskStatus.RUNNING, new_token="t", new_attempt=True))
     print(f"before the clients: API sockets {api_sockets(pid)}")
-    clients = [await never_reading(port, task_id) for _ in range(args.clients)]
+    clients = [await never_reading(port, task_id, args.client_rcvbuf) for _ in range(args.clients)]
     started = time.monotonic()
     talk = asyncio.create_task(chatter(store, task_id, args.rate, started + args.seconds))
     while (elapsed := time.monotonic() - started) <= args.seconds:
@@ -103,6 +106,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rate", type=float, default=2000.0, help="progress events a second")
     parser.add_argument("--every", type=float, default=2.0, help="seconds between samples")
+    parser.add_argument(
+        "--client-rcvbuf",
+        type=int,
+        default=65536,
+        help="the clients' SO_RCVBUF (0: the kernel's autotuning, which on loopback absorbs megabytes)",
+    )
     parser.add_argument("--server-root", type=Path, default=ROOT, help="run the API from this checkout")
     args = parser.parse_args()
     with more_files(), redis_url(None) as redis, api_child_at(args.server_root, redis, {}) as (url, api):

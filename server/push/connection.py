@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import struct
 from typing import cast
 
 from fastapi import FastAPI
@@ -61,10 +62,20 @@ class Connection:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
     def abort(self) -> None:
-        """Drop the connection now, unsent data and all; the descriptor is freed at once."""
+        """Drop the connection now, unsent data and all: the descriptor and the kernel's buffers.
+
+        A plain close (or abort) leaves the kernel holding the unsent bytes of a socket nobody
+        owns any more, for as long as the client keeps its window shut; with SO_LINGER 0 the
+        close resets the connection and frees them.
+        """
         transport = self.transport
-        if transport is not None:
-            transport.abort()
+        if transport is None:
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
 
 
 class ConnectionScope:

@@ -64,6 +64,16 @@ def requests(task_id: str) -> list[bytes]:
     return [sse] * SLOW_SSE + [ws] * SLOW_WS
 
 
+def kernel_connections(port: int) -> int:
+    """TCP connections the kernel keeps on the API's side of `port` (LISTEN aside), whether a
+    process still owns them or not: a closed socket with unsent bytes lingers in the kernel."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        count += int(local.rsplit(":", 1)[1], 16) == port and state != "0A"
+    return count
+
+
 def dropped_lines(api: ApiProcess) -> list[str]:
     return [line for line in api.log().splitlines() if "dropped:" in line]
 
@@ -90,6 +100,7 @@ async def test_clients_that_never_read_are_let_go_while_a_reader_gets_every_stat
                 if n % 50 == 0 and len(dropped_lines(api)) == len(slow):
                     break
             await wait_for(lambda: _at_most(api.proc.pid, baseline), timeout=5, what="the sockets to go")
+            await wait_for(lambda: _kernel_at_most(api.port, 1), timeout=5, what="the kernel's buffers to go")
             held_after_drops = sockets_of(api.proc.pid) - baseline
             await store.move(Move(task_id, TaskStatus.DONE, {"result": "1"}, "t"))
             final = [e["data"] async for e in events]
@@ -106,6 +117,10 @@ async def test_clients_that_never_read_are_let_go_while_a_reader_gets_every_stat
 
 async def _at_least(pid: int, count: int) -> bool:
     return sockets_of(pid) >= count
+
+
+async def _kernel_at_most(port: int, count: int) -> bool:
+    return kernel_connections(port) <= count  # the well-behaved subscriber's
 
 
 async def _at_most(pid: int, count: int) -> bool:
