@@ -1,7 +1,10 @@
 """WebSockets: `/tasks/{id}/ws` for one task, `/ws` for many on one socket.
 
-Each socket has one sender (the only writer) and one receiver; the first to finish cancels
-the other, and `finally` releases the hub subscription.
+Each socket has one sender (the only writer, in the route's own task) and one receiver (a task
+beside it); the first to finish ends the other, and `finally` releases the hub subscription.
+Frames go straight to the server's send (server/connection.py). A send stuck for SEND_TIMEOUT
+(a client that stopped reading) is the hub's watchdog's: it aborts the connection, which ends
+the send, and the socket unwinds without a close frame (the client could not read one).
 
     /tasks/{id}/ws   accept ─▶ watch ─▶ 4404 if unknown ─▶ events ─▶ terminal ─▶ close 1000
     /ws              receiver: {"op": "subscribe"|"unsubscribe", "task_id", "last_seq"?, "token"?}
