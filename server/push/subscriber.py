@@ -29,7 +29,7 @@ class Event:
     terminal: bool
     text: str  # the WebSocket frame
     sse: bytes  # the Server-Sent Event: `id: <seq>`, `event: task`, `data: <payload>`
-    updated_at: float  # when the transition wrote it (Redis's clock); 0.0 if the state has none
+    updated_at: float = 0.0  # when the transition wrote it (Redis's clock); 0.0 if the state has none
 
 
 MAX_SEQ_DIGITS = 18  # a Redis seq is an int64; int() refuses strings over 4300 digits
