@@ -52,6 +52,21 @@ def test_push_bench_fans_out_to_sse_and_websocket_subscribers() -> None:
     assert "publish -> receipt: n=" in done.stdout
 
 
+def test_push_vs_poll_prints_the_cost_of_waiting_each_way() -> None:
+    done = _tool("tools/push_vs_poll.py", "--clients", "20", "--duration", "0.5", "--interval", "0.2")
+
+    assert done.returncode == 0, done.stderr
+    assert "API CPU per waiting task: push" in done.stdout and "push / poll:" in done.stdout
+    assert "end -> client knows, push:" in done.stdout and "(n=20)" in done.stdout
+
+
+def test_slow_readers_samples_sockets_and_send_queues() -> None:
+    done = _tool("tools/slow_readers.py", "--clients", "5", "--seconds", "1", "--every", "0.5")
+
+    assert done.returncode == 0, done.stderr
+    assert "before the clients: API sockets" in done.stdout and "kernel: API Send-Q" in done.stdout
+
+
 def test_load_test_can_poll_instead() -> None:
     done = _tool("tools/load_test.py", "--concurrency", "4", "--requests", "12", "--follow", "poll")
 
