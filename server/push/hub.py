@@ -179,7 +179,7 @@ class Hub:
         await self._confirmations.wait(channel)
 
     async def _unsubscribe(self, task_ids: set[str]) -> None:
-        """One UNSUBSCRIBE for the tasks that are still unwatched (see server/departures.py)."""
+        """One UNSUBSCRIBE for the tasks that are still unwatched (see server/push/departures.py)."""
         async with self._link_writes:
             channels = [self.keys.channel(t) for t in task_ids if t not in self._watchers]
             if not channels:

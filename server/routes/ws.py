@@ -2,7 +2,7 @@
 
 Each socket has one sender (the only writer, in the route's own task) and one receiver (a task
 beside it); the first to finish ends the other, and `finally` releases the hub subscription.
-Frames go straight to the server's send (server/connection.py). A send stuck for SEND_TIMEOUT
+Frames go straight to the server's send (server/push/connection.py). A send stuck for SEND_TIMEOUT
 (a client that stopped reading) is the hub's watchdog's: it aborts the connection, which ends
 the send, and the socket unwinds without a close frame (the client could not read one).
 
