@@ -48,3 +48,25 @@ class QueueFull(TaskcastError):
     def __str__(self) -> str:
         waiting = f"{self.length} entries waiting, limit {self.limit}"
         return f"queue is full ({waiting}); retry in {self.retry_after} s"
+
+
+class DeadLetterNotFound(TaskcastError):
+    def __init__(self, ident: str) -> None:
+        super().__init__(ident)
+        self.ident = ident
+
+    def __str__(self) -> str:
+        return f"no dead letter {self.ident!r} (neither an entry id nor a dead-lettered task id)"
+
+
+class CannotResubmit(TaskcastError):
+    """A task or dead letter that cannot be submitted again, and why."""
+
+    def __init__(self, ident: str, reason: str, status: str | None = None) -> None:
+        super().__init__(ident, reason, status)
+        self.ident = ident
+        self.reason = reason
+        self.status = status
+
+    def __str__(self) -> str:
+        return f"{self.ident} cannot be submitted again: {self.reason}"

@@ -45,6 +45,22 @@ class Keys:
     def group(self) -> str:
         return "workers"
 
+    def index(self, kind: str, status: str) -> str:
+        """Sorted set of the ids of one kind's tasks in one status, scored by created_at.
+
+        One per shard on a cluster (the shard's tag goes here); GET /tasks merges them.
+        """
+        return f"{self.prefix}:index:{kind}:{status}"
+
+    def ends(self, kind: str, minute: int) -> str:
+        """Hash of DONE/FAILED counts per second (fields `<second>:<status>`) of one minute."""
+        return f"{self.prefix}:ends:{kind}:{minute}"
+
+    @property
+    def workers(self) -> str:
+        """Hash of worker name -> its last heartbeat (JSON)."""
+        return f"{self.prefix}:workers"
+
     def task_id_from_channel(self, channel: str) -> str:
         start, end = channel.find("{"), channel.rfind("}")
         if start < 0 or end < start:

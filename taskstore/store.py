@@ -15,6 +15,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from taskstore import codec
 from taskstore.coalesce import Coalescer
 from taskstore.errors import QueueFull, TaskNotFound, TransitionRejected
+from taskstore.index import ends_bucket, status_indexes, task_kind
 from taskstore.keys import Keys
 from taskstore.model import TaskStatus
 from taskstore.scripts import Script, Scripts
@@ -47,6 +48,7 @@ class Move:
     new_token: str = ""
     new_attempt: bool = False
     dead_letter: bool = False
+    kind: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +88,9 @@ class TaskStore:
         request = codec.encode_request(prompt, params)
         sig = codec.signature(request)
         task_id = new_task_id()
-        keys = [self.keys.cache(sig), self.keys.task(task_id), self.keys.stream]
+        kind = task_kind()
+        pending, done = self.keys.index(kind, TaskStatus.PENDING), self.keys.index(kind, TaskStatus.DONE)
+        keys = [self.keys.cache(sig), self.keys.task(task_id), self.keys.stream, pending, done]
         args: list[str | int] = [task_id, request.decode(), sig, self.result_ttl, self.cache_ttl]
         outcome, value = await self._submits.call((keys, [*args, self.max_queue]))
         if outcome == b"full":
@@ -160,8 +164,11 @@ class TaskStore:
         ]
         for name, value in move.fields.items():
             args += [name, value]
-        keys = [self.keys.task(move.task_id)]
-        if move.dead_letter:
+        kind = task_kind(move.kind)
+        keys = [self.keys.task(move.task_id), *status_indexes(self.keys, kind)]
+        if move.to in (TaskStatus.DONE, TaskStatus.FAILED):
+            keys.append(ends_bucket(self.keys, kind))
+        if move.dead_letter and move.to == TaskStatus.FAILED:
             keys.append(self.keys.dead_letter)
         return keys, args
 

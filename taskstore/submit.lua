@@ -1,5 +1,5 @@
 -- Cache check + create + enqueue in one round trip.
--- KEYS: cache key, task hash, stream
+-- KEYS: cache key, task hash, stream, the kind's PENDING index, its DONE index
 -- ARGV: task_id, request_json, signature, result_ttl, cache_ttl, max_queue
 -- Returns {'cached', result_json} | {'full', length} | {'queued', entry_id}.
 local cache_key, key, stream = KEYS[1], KEYS[2], KEYS[3]
@@ -13,6 +13,7 @@ if cached then
   redis.call('HSET', key, 'status', 'DONE', 'seq', 1, 'attempts', 0, 'result', cached, 'cached', 1,
     'request', request, 'signature', signature, 'created_at', stamp, 'updated_at', stamp)
   redis.call('EXPIRE', key, result_ttl)
+  index_add(KEYS[5], task_id, stamp, result_ttl)
   return {'cached', cached}
 end
 if max_queue > 0 then
@@ -24,4 +25,5 @@ end
 redis.call('HSET', key, 'status', 'PENDING', 'seq', 1, 'attempts', 0, 'request', request,
   'signature', signature, 'created_at', stamp, 'updated_at', stamp)
 redis.call('EXPIRE', key, result_ttl)
+index_add(KEYS[4], task_id, stamp, result_ttl)
 return {'queued', redis.call('XADD', stream, '*', 'task_id', task_id)}
