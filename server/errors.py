@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse, Response
 
 from server.push.hub import TooManyStreams
 from taskstore import QueueFull, TaskNotFound, TransitionRejected
-from taskstore.errors import ECHO_LIMIT, clip
+from taskstore.errors import ECHO_LIMIT, CannotResubmit, DeadLetterNotFound, clip
 
 
 async def _not_found(_: Request, exc: Exception) -> JSONResponse:
@@ -21,6 +21,11 @@ async def _not_found(_: Request, exc: Exception) -> JSONResponse:
 
 async def _rejected(_: Request, exc: Exception) -> JSONResponse:
     status = exc.current if isinstance(exc, TransitionRejected) else None
+    return JSONResponse({"detail": str(exc), "status": status}, status_code=409)
+
+
+async def _cannot_resubmit(_: Request, exc: Exception) -> JSONResponse:
+    status = exc.status if isinstance(exc, CannotResubmit) else None
     return JSONResponse({"detail": str(exc), "status": status}, status_code=409)
 
 
@@ -71,5 +76,7 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _invalid)
     app.add_exception_handler(TooManyStreams, _too_many_streams)
     app.add_exception_handler(TaskNotFound, _not_found)
+    app.add_exception_handler(DeadLetterNotFound, _not_found)
+    app.add_exception_handler(CannotResubmit, _cannot_resubmit)
     app.add_exception_handler(TransitionRejected, _rejected)
     app.add_exception_handler(QueueFull, _queue_full)

@@ -25,7 +25,7 @@ from server.access.auth import AccessControl
 from server.ops import logs, metrics
 from server.push.connection import StreamingFastAPI
 from server.push.hub import Hub
-from server.routes import events, health, tasks, ws
+from server.routes import dashboard, events, health, operations, tasks, ws
 from server.settings import Settings, get_settings
 from taskstore import TaskQueue, TaskStore
 from taskstore.connection import PackedConnection
@@ -74,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
         await hub.start()
         hub_meter = app.state.hub_meter = metrics.HubMeter(hub).start()
+        ops_feed = app.state.ops_feed = dashboard.ops_feed(app, settings)
         # Start-up objects (modules, routes, the OpenAPI schema) never die: moving them out of
         # the collector's generations keeps full collections, the p99 spikes under load, short.
         gc.collect()
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await ops_feed.stop()
             await hub_meter.stop()
             await hub.stop()
             await redis.aclose()
@@ -112,6 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["Location", "ETag", "Retry-After"],
         )
     app.include_router(tasks.router)
+    app.include_router(operations.router)
+    app.include_router(dashboard.router)
     app.include_router(events.router)
     app.include_router(ws.router)
     app.include_router(health.router)
@@ -132,6 +136,7 @@ def _mount_page(app: FastAPI, static: Path) -> None:
     if not static.is_dir():
         return
     app.mount("/static", StaticFiles(directory=static), name="static")
+    dashboard.mount_page(app, static)
     index = static / "index.html"
 
     @app.get("/", include_in_schema=False)

@@ -32,6 +32,9 @@ class Settings(BaseSettings, StoreConfig, LogConfig):
     max_subscriptions_per_socket: int = Field(1000, ge=1)
     max_streams: int = Field(20_000, ge=1, description="open SSE + WebSocket subscribers per process")
     hub_resync_seconds: float = Field(30.0, gt=0)
+    worker_gone_after: float = Field(
+        10.0, gt=0, description="seconds without a heartbeat after which GET /workers drops a worker"
+    )
     static_dir: str = "static"
     validate_demo_params: bool = Field(
         True, description="422 for params beyond the demo handler's limits; false when HANDLER is your own"

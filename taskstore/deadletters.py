@@ -51,6 +51,11 @@ class DeadLetters:
         entry_id = await self.redis.xadd(self.keys.dead_letter, letter.fields())  # type: ignore[arg-type]
         return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
 
+    async def newest(self, count: int) -> list[DeadLetter]:
+        """The newest `count` dead letters, newest first."""
+        reply: Any = await self.redis.xrevrange(self.keys.dead_letter, count=count)
+        return [_letter(entry_id, fields) for entry_id, fields in reply]
+
     async def list(self, count: int | None = None) -> list[DeadLetter]:
         """The oldest `count` dead letters (all when None)."""
         reply: Any = await self.redis.xrange(self.keys.dead_letter, count=count)

@@ -93,12 +93,14 @@ class TaskIndex:
         rows = rows[:limit]
         return Page(rows, Cursor(*rows[-1]) if more else None)
 
-    async def counts(self, index_keys: Sequence[str]) -> list[int]:
-        """How many tasks each index holds (trimmed as they are written)."""
+    async def newest(self, index_keys: Sequence[str], count: int, now: float | None = None) -> list[list[Position]]:
+        """The newest `count` positions of each index, in one round trip."""
+        oldest = (time.time() if now is None else now) - self.result_ttl
         async with self.redis.pipeline(transaction=False) as pipe:
             for key in index_keys:
-                pipe.zcard(key)
-            return [int(n) for n in await pipe.execute()]
+                _queue_below(pipe, key, None, count, oldest)
+            replies: list[Any] = await pipe.execute()
+        return [[(float(score), _text(member)) for member, score in reply] for reply in replies]
 
 
 def _queue_below(pipe: Pipeline, key: str, cursor: Cursor | None, count: int, oldest: float) -> None:

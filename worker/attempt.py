@@ -95,6 +95,8 @@ class Executor:
         self.batcher = batcher
         self.handler = handler
         self.completed = 0
+        self.done = 0
+        self.failed = 0
         self._never = asyncio.Event()
 
     async def execute(self, job: Job) -> None:
@@ -214,6 +216,8 @@ class Executor:
         if isinstance(result, Moved) or (resent and result.current == move.to.value):
             if move.to in TERMINAL:
                 self.completed += 1
+                self.done += move.to == TaskStatus.DONE
+                self.failed += move.to == TaskStatus.FAILED
             self.batcher.ack(job.entry.entry_id)
             return True
         if result.reason == "stale attempt":

@@ -28,9 +28,11 @@ from redis.exceptions import ResponseError
 from taskstore import TERMINAL, Entry, Move, Moved, TaskQueue, TaskStatus, TaskStore, decode_state
 from taskstore import TransitionRejected as Rejected
 from taskstore.connection import PackedConnection
+from taskstore.workers import Heartbeats
 from worker.attempt import Executor, Job
 from worker.batch import Batcher
 from worker.handlers import Handler, load_handler
+from worker.heartbeat import Heartbeat
 from worker.loops import REDIS_DOWN, Backoff, every
 from worker.metrics import timed
 from worker.reclaim import Leases, Reclaimer
@@ -50,6 +52,7 @@ class Runner:
         self.executor = Executor(settings, self.store, self.queue, self.batcher, handler)
         self.jobs: dict[str, Job] = {}
         self._slot_freed = asyncio.Event()
+        self.heartbeat = Heartbeat(settings, Heartbeats(redis, keys), self._tally)
 
     @property
     def completed(self) -> int:
@@ -69,6 +72,7 @@ class Runner:
             _spawn(every(POLL_SECONDS, RetryScheduler(self.queue).promote, reading, "retries"), "retries"),
         ]
         lease = _spawn(every(ws.lease_interval, leases.renew, leasing, "lease"), "lease")
+        beat = _spawn(every(ws.heartbeat_interval, self.heartbeat.beat, leasing, "heartbeat"), "heartbeat")
         try:
             await self._read_loop(stop, burst)
             reading.set()
@@ -77,9 +81,10 @@ class Runner:
         finally:
             reading.set()
             leasing.set()
-            await asyncio.gather(*loops, lease, return_exceptions=True)
+            await asyncio.gather(*loops, lease, beat, return_exceptions=True)
             self.batcher.close()
             await flusher
+            await self._farewell()
 
     async def claim_reclaimed(self, entries: list[Entry]) -> None:
         """Start reclaimed entries as new attempts; give up on tasks whose attempts are used up."""
@@ -91,6 +96,16 @@ class Runner:
             else:
                 fresh.append(entry)
         await self._start(fresh)
+
+    def _tally(self) -> tuple[int, int, int]:
+        return len(self.jobs), self.executor.done, self.executor.failed
+
+    async def _farewell(self) -> None:
+        """Leave the workers list at once rather than ageing out of it."""
+        try:
+            await self.heartbeat.remove()
+        except REDIS_DOWN as e:
+            log.warning("could not remove this worker's heartbeat (%s); it ages out", e)
 
     async def _connect(self, stop: asyncio.Event) -> None:
         backoff = Backoff("connect")

@@ -34,6 +34,7 @@ class WorkerSettings(BaseSettings, StoreConfig, LogConfig):
     consumer_name: str = Field(default_factory=default_consumer)
     handler: str = "worker.handlers:demo"
     read_block_ms: int = Field(500, ge=1)
+    heartbeat_interval: float = Field(2.0, gt=0, description="seconds between heartbeats (GET /workers)")
     metrics_port: int = Field(0, ge=0, le=65535, description="serve /metrics on this port; 0 = off")
 
     @property

@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from server.access.tokens import TokenRefused, WatchTokens
 
 OPEN_PATHS = frozenset(
-    {"/", "/healthz", "/readyz", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"}
+    {"/", "/dashboard", "/healthz", "/readyz", "/docs", "/redoc", "/openapi.json", "/docs/oauth2-redirect"}
 )
 OPEN_PREFIXES = ("/static/",)
 CLOSE_UNAUTHORIZED = 4401

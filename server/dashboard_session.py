@@ -1,0 +1,222 @@
+"""One open dashboard: a WebSocket carrying the shared stats frames and the rows it shows, live.
+
+receiver  {"op": "list", "status"?, "kind"?, "limit"?} ─▶ rows frame ("replace"), rows watched
+          {"op": "more"}                               ─▶ the next page ("append"), watched
+          {"op": "timeline", "task_id"}                ─▶ timeline frame; the task's events follow
+          a bad frame ─▶ {"type": "error", "detail"} and the socket stays open
+tailer    each feed tick, while the list is live (first page): the newest ids of its indexes
+          not shown yet, at most TAIL_PER_TICK ─▶ watched ─▶ rows ("prepend"); rows pushed past
+          the limit are unwatched. So a dashboard's Redis cost is bounded by rows, not by tasks.
+sender    the only writer: the latest stats frame, answers, and each watched task's events
+          (the hub's one pub/sub connection; at most one unsent state per task)
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from fastapi import WebSocket
+
+from server.opsfeed import OpsFeed
+from server.push.hub import Hub
+from server.push.subscriber import Event, Subscriber
+from server.tasklist import Filter, make_filter, with_kind
+from taskstore import TaskNotFound, TaskStatus
+from taskstore.index import Cursor, Position, TaskIndex
+
+TAIL_PER_TICK = 5
+MAX_ROWS = 500
+_STATS = b""  # the notice standing for "send the feed's latest frame"
+
+
+class BadOp(ValueError):
+    """A frame the dashboard protocol does not know; answered with an error frame."""
+
+
+class DashboardSession:
+    def __init__(
+        self, ws: WebSocket, hub: Hub, sub: Subscriber, feed: OpsFeed, index: TaskIndex, kinds: Sequence[str]
+    ) -> None:
+        self.ws, self.hub, self.sub, self.feed, self.index = ws, hub, sub, feed, index
+        self.kinds = list(kinds)
+        self.where: Filter = make_filter(None, None, self.kinds)
+        self.limit = 50
+        self.rows: list[Position] = []
+        self.next_cursor: Cursor | None = None
+        self.timeline: str | None = None
+        self.ticked = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._stats_queued = False
+
+    def on_tick(self) -> None:
+        """Called by the feed after each sample: queue (at most) one stats frame, wake the tailer."""
+        self.ticked.set()
+        if not self._stats_queued:
+            self._stats_queued = True
+            self.sub.notify(_STATS)
+
+    # -- sender ----------------------------------------------------------------------------
+
+    async def send_forever(self, send_timeout: float) -> None:
+        while True:
+            item = await self.sub.next()
+            async with asyncio.timeout(send_timeout):
+                await self.ws.send_text(self._text(item))
+
+    def _text(self, item: Event | bytes) -> str:
+        if isinstance(item, Event):
+            return '{"type":"task","state":' + item.text + "}"
+        if item == _STATS:
+            self._stats_queued = False
+            return self.feed.frame
+        return item.decode()
+
+    # -- receiver --------------------------------------------------------------------------
+
+    async def receive_forever(self) -> None:
+        while True:
+            text = await self.ws.receive_text()
+            with self.sub.answering():
+                try:
+                    await self.handle(_parse(text))
+                except BadOp as e:
+                    self._send({"type": "error", "detail": str(e)})
+
+    async def handle(self, op: dict[str, Any]) -> None:
+        name = op.get("op")
+        if name == "list":
+            await self.show_list(op)
+        elif name == "more":
+            await self.more()
+        elif name == "timeline":
+            await self.open_timeline(op.get("task_id"))
+        else:
+            raise BadOp(f"unknown op {str(name)[:40]!r}; send list, more or timeline")
+
+    async def show_list(self, op: dict[str, Any]) -> None:
+        where, limit = _filter(op, self.kinds), _limit(op.get("limit", 50))
+        async with self._lock:
+            await self._unwatch([task_id for _, task_id in self.rows])
+            self.where, self.limit, self.rows = where, limit, []
+            page = await self.index.page(self._index_keys(), limit)
+            rows = await self._watch(page.positions)
+            self.rows, self.next_cursor = [p for p, _ in rows], page.next_cursor
+        self._send_rows("replace", [state for _, state in rows])
+
+    async def more(self) -> None:
+        async with self._lock:
+            if self.next_cursor is None or len(self.rows) >= MAX_ROWS:
+                self._send_rows("append", [])
+                return
+            page = await self.index.page(self._index_keys(), self.limit, self.next_cursor)
+            rows = await self._watch(page.positions)
+            self.rows += [p for p, _ in rows]
+            self.next_cursor = page.next_cursor
+        self._send_rows("append", [state for _, state in rows])
+
+    async def open_timeline(self, task_id: Any) -> None:
+        if not isinstance(task_id, str) or not task_id.isalnum() or len(task_id) > 64:
+            raise BadOp("timeline needs a task_id")
+        previous, self.timeline = self.timeline, task_id
+        if previous and previous not in self._shown():
+            await self.hub.unwatch(self.sub, previous)
+        try:
+            snapshot = await self.hub.watch(self.sub, task_id)
+        except TaskNotFound as e:
+            raise BadOp(str(e)) from e
+        self._send({"type": "timeline", "state": with_kind(orjson.loads(snapshot.payload))})
+
+    # -- tailer ----------------------------------------------------------------------------
+
+    async def tail_forever(self) -> None:
+        while True:
+            await self.ticked.wait()
+            self.ticked.clear()
+            async with self._lock:
+                added = await self._tail()
+            if added:
+                self._send_rows("prepend", added)
+
+    async def _tail(self) -> list[dict[str, Any]]:
+        if self.rows and self._first_page_passed():
+            return []
+        top = self.rows[0] if self.rows else (0.0, "")
+        heads = [p for key in self._index_keys() for p in self.feed.heads.get(key, [])]
+        fresh = sorted({p for p in heads if p > top}, reverse=True)[:TAIL_PER_TICK]
+        rows = await self._watch(fresh)
+        self.rows = [p for p, _ in rows] + self.rows
+        dropped, self.rows = self.rows[self.limit :], self.rows[: self.limit]
+        if dropped:
+            self.next_cursor = Cursor(*self.rows[-1])
+            await self._unwatch([task_id for _, task_id in dropped])
+        return [state for _, state in rows]
+
+    def _first_page_passed(self) -> bool:
+        """A list the user paged through ("more") stays as it is: no rows pushed in on top."""
+        return len(self.rows) > self.limit
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _index_keys(self) -> list[str]:
+        return self.index.index_keys(self.where.kinds, self.where.statuses)
+
+    def _shown(self) -> set[str]:
+        return {task_id for _, task_id in self.rows}
+
+    async def _watch(self, positions: list[Position]) -> list[tuple[Position, dict[str, Any]]]:
+        """Watch each task; its current state (the hub's snapshot) in the order given."""
+        snapshots = await asyncio.gather(
+            *(self.hub.watch(self.sub, task_id) for _, task_id in positions), return_exceptions=True
+        )
+        rows = []
+        for position, snapshot in zip(positions, snapshots, strict=True):
+            if isinstance(snapshot, TaskNotFound):
+                continue  # expired between the index read and the watch
+            if isinstance(snapshot, BaseException):
+                raise snapshot
+            rows.append((position, with_kind(orjson.loads(snapshot.payload))))
+        return rows
+
+    async def _unwatch(self, task_ids: list[str]) -> None:
+        for task_id in task_ids:
+            if task_id != self.timeline:
+                await self.hub.unwatch(self.sub, task_id)
+
+    def _send_rows(self, mode: str, rows: list[dict[str, Any]]) -> None:
+        cursor = self.next_cursor.encode() if self.next_cursor else None
+        where = {"statuses": list(self.where.statuses), "kinds": self.where.kinds}
+        self._send({"type": "rows", "mode": mode, "rows": rows, "next_cursor": cursor, "filter": where})
+
+    def _send(self, frame: dict[str, Any]) -> None:
+        self.sub.notify(orjson.dumps(frame))
+
+
+def _parse(text: str) -> dict[str, Any]:
+    try:
+        op = orjson.loads(text)
+    except orjson.JSONDecodeError as e:
+        raise BadOp(f"not JSON: {e}") from e
+    if not isinstance(op, dict):
+        raise BadOp("a frame is a JSON object with an op")
+    return op
+
+
+def _filter(op: dict[str, Any], kinds: list[str]) -> Filter:
+    status, kind = op.get("status") or None, op.get("kind") or None
+    if status is not None and status not in TaskStatus.__members__:
+        raise BadOp(f"unknown status {str(status)[:40]!r}")
+    try:
+        return make_filter(
+            TaskStatus(status) if status else None, kind if isinstance(kind, str) else None, kinds
+        )
+    except ValueError as e:
+        raise BadOp(str(e)) from e
+
+
+def _limit(value: Any) -> int:
+    if type(value) is not int or not 1 <= value <= 100:
+        raise BadOp("limit is a whole number from 1 to 100")
+    return value
