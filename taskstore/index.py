@@ -93,7 +93,9 @@ class TaskIndex:
         rows = rows[:limit]
         return Page(rows, Cursor(*rows[-1]) if more else None)
 
-    async def newest(self, index_keys: Sequence[str], count: int, now: float | None = None) -> list[list[Position]]:
+    async def newest(
+        self, index_keys: Sequence[str], count: int, now: float | None = None
+    ) -> list[list[Position]]:
         """The newest `count` positions of each index, in one round trip."""
         oldest = (time.time() if now is None else now) - self.result_ttl
         async with self.redis.pipeline(transaction=False) as pipe:
