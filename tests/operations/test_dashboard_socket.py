@@ -1,0 +1,125 @@
+"""WS /dashboard/ws: stats frames once a second, list answers, the listed tasks' events, live tail."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from httpx_ws import WebSocketDisconnect, aconnect_ws
+
+from tests.conftest import LiveServer
+from tests.factories import submit
+from worker.runner import Runner
+
+
+async def _next(
+    ws: Any, kind: str, where: Callable[[dict[str, Any]], bool] = lambda f: True
+) -> dict[str, Any]:
+    while True:
+        frame: dict[str, Any] = orjson.loads(await ws.receive_text(timeout=10))
+        if frame["type"] == kind and where(frame):
+            return frame
+
+
+async def test_stats_frames_arrive_every_second(live_server: LiveServer, client: httpx.AsyncClient) -> None:
+    await submit(client, "waiting")
+
+    async with aconnect_ws(f"{live_server.ws_url}/dashboard/ws", client) as ws:
+        first = await _next(ws, "stats")
+        second = await _next(ws, "stats")
+
+    assert first["redis_ok"] is True
+    assert first["kinds"]["default"]["queued"] == 1
+    assert second["time"] > first["time"]
+    assert second["series"][-1][0] == int(second["time"])
+
+
+async def test_listed_tasks_change_as_they_run(
+    live_server: LiveServer, client: httpx.AsyncClient, start_worker: Callable[..., Runner]
+) -> None:
+    task_id = await submit(client, "watched", duration=0.3, steps=2)
+
+    async with aconnect_ws(f"{live_server.ws_url}/dashboard/ws", client) as ws:
+        await ws.send_text('{"op": "list", "limit": 10}')
+        rows = await _next(ws, "rows")
+        start_worker()
+        done = await _next(ws, "task", lambda f: f["state"]["status"] == "DONE")
+
+    assert rows["mode"] == "replace"
+    assert [r["task_id"] for r in rows["rows"]] == [task_id]
+    assert rows["rows"][0]["kind"] == "default"
+    assert done["state"]["task_id"] == task_id
+
+
+async def test_new_tasks_are_pushed_on_top_of_a_live_list(
+    live_server: LiveServer, client: httpx.AsyncClient
+) -> None:
+    async with aconnect_ws(f"{live_server.ws_url}/dashboard/ws", client) as ws:
+        await ws.send_text('{"op": "list", "status": "PENDING"}')
+        assert (await _next(ws, "rows"))["rows"] == []
+        task_id = await submit(client, "arrives later")
+        pushed = await _next(ws, "rows", lambda f: f["mode"] == "prepend")
+
+    assert [r["task_id"] for r in pushed["rows"]] == [task_id]
+    assert pushed["rows"][0]["status"] == "PENDING"
+
+
+async def test_timeline_answers_the_state_then_follows_the_task(
+    live_server: LiveServer, client: httpx.AsyncClient, start_worker: Callable[..., Runner]
+) -> None:
+    task_id = await submit(client, "timeline", duration=0.2, steps=2)
+
+    async with aconnect_ws(f"{live_server.ws_url}/dashboard/ws", client) as ws:
+        await ws.send_text(orjson.dumps({"op": "timeline", "task_id": task_id}).decode())
+        opened = await _next(ws, "timeline")
+        start_worker()
+        done = await _next(ws, "task", lambda f: f["state"]["status"] == "DONE")
+
+    assert opened["state"]["task_id"] == task_id and opened["state"]["status"] == "PENDING"
+    assert done["state"]["task_id"] == task_id
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"op": "dance"}',
+        "not json",
+        "[1]",
+        '{"op": "list", "status": "NAPPING"}',
+        '{"op": "list", "limit": 0}',
+        '{"op": "list", "kind": "nope"}',
+        '{"op": "timeline", "task_id": "0123abcd"}',
+    ],
+)
+async def test_bad_frames_get_an_error_and_the_socket_stays_open(
+    live_server: LiveServer, client: httpx.AsyncClient, frame: str
+) -> None:
+    async with aconnect_ws(f"{live_server.ws_url}/dashboard/ws", client) as ws:
+        await ws.send_text(frame)
+        error = await _next(ws, "error")
+        await ws.send_text('{"op": "list"}')
+        rows = await _next(ws, "rows")
+
+    assert error["detail"]
+    assert rows["rows"] == []
+
+
+async def test_with_an_api_key_the_socket_needs_it(start_server: Callable[..., LiveServer]) -> None:
+    server = start_server(api_key="s3cret")
+
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        page = await client.get("/dashboard")
+        listing = await client.get("/tasks")
+        async with aconnect_ws(f"{server.ws_url}/dashboard/ws", client) as ws:
+            with pytest.raises(WebSocketDisconnect) as exc:
+                await ws.receive_text(timeout=5)
+        async with aconnect_ws(f"{server.ws_url}/dashboard/ws?api_key=s3cret", client) as ws:
+            stats = await _next(ws, "stats")
+
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    assert listing.status_code == 401
+    assert exc.value.code == 4401
+    assert stats["redis_ok"] is True
