@@ -63,7 +63,7 @@ export function wsUrl(path, params = {}) {
 }
 
 /** fetch() that never throws on an HTTP status; it throws only when the server is unreachable. */
-async function request(method, path, { body, headers = {}, signal, bearer = getApiKey() } = {}) {
+export async function request(method, path, { body, headers = {}, signal, bearer = getApiKey() } = {}) {
   const init = {
     method,
     headers: { Accept: "application/json", ...headers },
