@@ -27,7 +27,7 @@ from server.tasklist import Filter, make_filter, with_kind
 from taskstore import TaskNotFound, TaskStatus
 from taskstore.index import Cursor, Position, TaskIndex
 
-TAIL_PER_TICK = 5
+TAIL_PER_TICK = 3
 MAX_ROWS = 500
 _STATS = b""  # the notice standing for "send the feed's latest frame"
 

@@ -4,7 +4,7 @@ of open dashboards, and only while at least one is open.
     join() ─▶ first user starts the loop ─▶ every second: read_stats + workers + the newest ids of
               each index (3 round trips, ~20 commands) ─▶ one JSON frame, encoded once
            ─▶ each session's on_tick(): it sends the latest frame when its socket is free
-    leave() ─▶ the loop ends LINGER seconds after the last user left (a reload keeps the history)
+    leave() ─▶ the loop ends with the last user; the chart points stay (a reload keeps them)
 
 The frame carries the last 5 minutes of per-second points for the charts: DONE and FAILED from
 the end buckets (backfilled from Redis for the last two minutes), queued and running as sampled.
@@ -31,7 +31,6 @@ log = logging.getLogger(__name__)
 
 HISTORY = 300  # seconds of chart points
 HEAD = 20  # newest ids read per index, for the dashboards' live lists
-LINGER = 30.0
 
 Point = list[float | int | None]  # [second, done, failed, queued, running]
 
@@ -53,7 +52,6 @@ class OpsFeed:
         self._listeners: set[Callable[[], None]] = set()
         self._loop: asyncio.Task[None] | None = None
         self._first = asyncio.Event()
-        self._idle_since = 0.0
 
     async def join(self, on_tick: Callable[[], None]) -> None:
         """Call `on_tick` after every sample from now on; returns once a frame exists."""
@@ -64,8 +62,6 @@ class OpsFeed:
 
     def leave(self, on_tick: Callable[[], None]) -> None:
         self._listeners.discard(on_tick)
-        if not self._listeners:
-            self._idle_since = time.monotonic()
 
     async def stop(self) -> None:
         if self._loop is not None:
@@ -73,7 +69,7 @@ class OpsFeed:
             await asyncio.gather(self._loop, return_exceptions=True)
 
     async def _run(self) -> None:
-        while self._listeners or time.monotonic() - self._idle_since < LINGER:
+        while self._listeners:
             started = time.time()
             await self._tick(started)
             # Ticks on the second: every dashboard of every process moves in step.

@@ -1,0 +1,226 @@
+"""What one open dashboard costs a busy service: API CPU and Redis work, with and without it.
+
+    python tools/dash_bench.py --rate 1000 --phase 15 --repeats 2
+
+It starts its own stack on loopback (a private redis-server, one API process, --workers worker
+processes running a no-op handler) and submits --rate tasks/s for the whole run. The run
+alternates phases without and with one dashboard client (a WebSocket on /dashboard/ws that
+lists tasks and reads every frame, as the page does), so both sides see the same load:
+
+    warm-up | off | on | off | on ...      each phase --phase seconds
+
+Per phase: tasks submitted/s, API CPU % (of one core, /proc), Redis CPU % and Redis commands/s
+(INFO). The "on" minus "off" difference is the dashboard's cost; Redis commands are also given
+per task of the off phases, so the extra commands/s can be told apart from load variation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import uvloop
+import websockets
+from redis.asyncio import Redis
+
+if not __package__:  # run as `python tools/dash_bench.py`: import from the repository root
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+from tools.bench_common import NOOP_HANDLER, api_child, cpu_seconds, machine, redis_url, worker_process
+from tools.push_bench import KeepAlive
+
+
+@dataclass
+class Load:
+    rate: float
+    sent: int = 0
+    errors: int = 0
+    start: float = field(default_factory=time.perf_counter)
+
+    def next_slot(self) -> float:
+        """When the next POST is due, so that the whole run keeps to `rate`."""
+        self.sent += 1
+        return self.start + self.sent / self.rate
+
+
+@dataclass
+class Sample:
+    wall: float
+    api_cpu: float
+    redis_cpu: float
+    commands: int
+    sent: int
+    calls: dict[str, int]
+
+
+@dataclass
+class Phase:
+    name: str
+    rate: float
+    api_cpu: float
+    redis_cpu: float
+    commands: float
+    frames: int = 0
+    calls: dict[str, float] = field(default_factory=dict)
+
+
+async def submitter(host: str, port: int, load: Load, stop: asyncio.Event) -> None:
+    conn = KeepAlive(*await asyncio.open_connection(host, port))
+    while not stop.is_set():
+        delay = load.next_slot() - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        try:
+            await conn.post_task(f"dash bench {os.urandom(8).hex()}")
+        except RuntimeError:
+            load.errors += 1
+    conn.writer.close()
+
+
+async def dashboard(ws_url: str, stop: asyncio.Event, frames: list[str]) -> None:
+    """One page's worth of traffic: list the newest tasks, then read every frame pushed."""
+    async with websockets.connect(f"{ws_url}/dashboard/ws", max_size=None) as ws:
+        await ws.send(orjson.dumps({"op": "list", "limit": 50}).decode())
+        while not stop.is_set():
+            try:
+                frame = await asyncio.wait_for(ws.recv(), timeout=0.5)
+            except TimeoutError:
+                continue
+            frames.append(orjson.loads(frame)["type"])
+
+
+async def sample(redis: Redis, api_pid: int, load: Load) -> Sample:
+    cpu: dict[str, Any] = await redis.info("cpu")
+    stats: dict[str, Any] = await redis.info("stats")
+    by_command: dict[str, Any] = await redis.info("commandstats")
+    redis_cpu = float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+    commands = int(stats["total_commands_processed"])
+    calls = {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in by_command.items()}
+    return Sample(time.perf_counter(), cpu_seconds(api_pid), redis_cpu, commands, load.sent, calls)
+
+
+def phase(name: str, before: Sample, after: Sample, frames: int = 0) -> Phase:
+    wall = after.wall - before.wall
+    return Phase(
+        name,
+        (after.sent - before.sent) / wall,
+        100 * (after.api_cpu - before.api_cpu) / wall,
+        100 * (after.redis_cpu - before.redis_cpu) / wall,
+        (after.commands - before.commands) / wall,
+        frames,
+        {name: (n - before.calls.get(name, 0)) / wall for name, n in after.calls.items()},
+    )
+
+
+async def run_phases(args: argparse.Namespace, url: str, redis_url_: str, api_pid: int) -> list[Phase]:
+    host, port = url.removeprefix("http://").split(":")
+    load, stop = Load(args.rate), asyncio.Event()
+    senders = [asyncio.create_task(submitter(host, int(port), load, stop)) for _ in range(args.connections)]
+    redis = Redis.from_url(redis_url_)
+    phases = []
+    try:
+        await asyncio.sleep(args.warmup)
+        for _ in range(args.repeats):
+            for name in ("off", "on"):
+                phases.append(await one_phase(name, args, url, redis, api_pid, load))
+    finally:
+        stop.set()
+        await asyncio.gather(*senders, return_exceptions=True)
+        await redis.aclose()
+    if load.errors:
+        print(f"POST errors: {load.errors}")
+    return phases
+
+
+async def one_phase(
+    name: str, args: argparse.Namespace, url: str, redis: Redis, api_pid: int, load: Load
+) -> Phase:
+    frames: list[str] = []
+    stop = asyncio.Event()
+    page = None
+    if name == "on":
+        page = asyncio.create_task(dashboard(url.replace("http://", "ws://"), stop, frames))
+    before = await sample(redis, api_pid, load)
+    await asyncio.sleep(args.phase)
+    after = await sample(redis, api_pid, load)
+    stop.set()
+    if page is not None:
+        await page
+    return phase(name, before, after, len(frames))
+
+
+def report(args: argparse.Namespace, phases: list[Phase]) -> None:
+    print(f"machine: {machine()}")
+    print(f"target rate {args.rate:g} tasks/s, {args.workers} worker(s), phases of {args.phase:g} s")
+    print(
+        f"{'phase':6} {'tasks/s':>8} {'API CPU %':>10} {'Redis CPU %':>12} {'Redis cmd/s':>12} {'frames':>7}"
+    )
+    for p in phases:
+        print(
+            f"{p.name:6} {p.rate:8.0f} {p.api_cpu:10.1f} {p.redis_cpu:12.1f} {p.commands:12.0f} {p.frames:7d}"
+        )
+    off = [p for p in phases if p.name == "off"]
+    on = [p for p in phases if p.name == "on"]
+
+    def mean(ps: list[Phase], attr: str) -> float:
+        return statistics.fmean(getattr(p, attr) for p in ps)
+
+    per_task = mean(off, "commands") / max(1.0, mean(off, "rate"))
+    extra_commands = mean(on, "commands") - mean(on, "rate") * per_task
+    api_off, api_on = mean(off, "api_cpu"), mean(on, "api_cpu")
+    print(f"API CPU: {api_off:.1f} % without, {api_on:.1f} % with one dashboard: x{api_on / api_off:.3f}")
+    print(f"Redis CPU: {mean(off, 'redis_cpu'):.1f} % without, {mean(on, 'redis_cpu'):.1f} % with")
+    print(f"Redis commands: {per_task:.2f} per task; one dashboard adds {extra_commands:.1f} commands/s")
+    print(f"dashboard frames: {mean(on, 'frames') / args.phase:.1f} per second")
+    print("Redis calls/s by command, with minus without (scaled to the same task rate):")
+    scale = mean(on, "rate") / max(1.0, mean(off, "rate"))
+    for name in sorted({n for p in phases for n in p.calls}):
+        extra = mean_calls(on, name) - mean_calls(off, name) * scale
+        if abs(extra) >= 0.5:
+            print(f"  {name:24} {extra:+8.1f}   (without: {mean_calls(off, name):9.1f}/s)")
+
+
+def mean_calls(phases: list[Phase], name: str) -> float:
+    return statistics.fmean(p.calls.get(name, 0.0) for p in phases)
+
+
+def parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="API and Redis cost of one open dashboard under load.")
+    parser.add_argument("--rate", type=float, default=1000.0, help="tasks submitted per second (1000)")
+    parser.add_argument("--phase", type=float, default=15.0, help="seconds per phase (15)")
+    parser.add_argument("--repeats", type=int, default=2, help="off/on pairs (2)")
+    parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load before measuring (5)")
+    parser.add_argument("--connections", type=int, default=32, help="submitting connections (32)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes (1)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    worker_settings: dict[str, str | int] = {
+        "handler": NOOP_HANDLER,
+        "max_concurrency": 200,
+        "log_level": "WARNING",
+    }
+    with ExitStack() as stack:
+        redis = stack.enter_context(redis_url(None))
+        url, api = stack.enter_context(api_child(redis, log_level="WARNING", max_queue_length=0))
+        for _ in range(args.workers):
+            stack.enter_context(worker_process(redis, **worker_settings))
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            phases = runner.run(run_phases(args, url, redis, api.pid))
+    report(args, phases)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
