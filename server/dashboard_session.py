@@ -22,7 +22,7 @@ from fastapi import WebSocket
 
 from server.opsfeed import OpsFeed
 from server.push.hub import Hub
-from server.push.subscriber import Event, Subscriber
+from server.push.subscriber import Event, Subscriber, TooManyNotices
 from server.tasklist import Filter, make_filter, with_kind
 from taskstore import TaskNotFound, TaskStatus
 from taskstore.index import Cursor, Position, TaskIndex
@@ -54,9 +54,13 @@ class DashboardSession:
     def on_tick(self) -> None:
         """Called by the feed after each sample: queue (at most) one stats frame, wake the tailer."""
         self.ticked.set()
-        if not self._stats_queued:
-            self._stats_queued = True
+        if self._stats_queued:
+            return
+        self._stats_queued = True
+        try:
             self.sub.notify(_STATS)
+        except TooManyNotices:
+            self.sub.close()  # a client that reads nothing; never an error in the shared feed
 
     # -- sender ----------------------------------------------------------------------------
 

@@ -12,6 +12,13 @@ lists tasks and reads every frame, as the page does), so both sides see the same
 Per phase: tasks submitted/s, API CPU % (of one core, /proc), Redis CPU % and Redis commands/s
 (INFO). The "on" minus "off" difference is the dashboard's cost; Redis commands are also given
 per task of the off phases, so the extra commands/s can be told apart from load variation.
+
+On a busy machine the phases' CPU figures are noisy; a profile attributes the cost instead:
+
+    python tools/profile.py api --seconds 40 --port 8123 --redis-url redis://127.0.0.1:RPORT &
+    REDIS_URL=redis://127.0.0.1:RPORT HANDLER=tools.noop_handler:noop MAX_CONCURRENCY=200 python -m worker &
+    python tools/dash_bench.py --drive http://127.0.0.1:8123 --phase 30   # load + one dashboard
+    python tools/dash_bench.py --share api.prof    # share of the API's CPU time on the dashboard
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import pstats
 import statistics
 import sys
 import time
@@ -35,7 +43,15 @@ from redis.asyncio import Redis
 if not __package__:  # run as `python tools/dash_bench.py`: import from the repository root
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
-from tools.bench_common import NOOP_HANDLER, api_child, cpu_seconds, machine, redis_url, worker_process
+from tools.bench_common import (
+    NOOP_HANDLER,
+    api_child,
+    cpu_seconds,
+    loopback,
+    machine,
+    redis_url,
+    worker_process,
+)
 from tools.push_bench import KeepAlive
 
 
@@ -205,6 +221,39 @@ def mean_calls(phases: list[Phase], name: str) -> float:
     return statistics.fmean(p.calls.get(name, 0.0) for p in phases)
 
 
+# The dashboard path: the shared feed, the sessions, and the hub work for their rows (nothing else
+# in a --drive run watches tasks). Coroutine entry points, so their cumulative times do not nest.
+SHARE = {
+    "opsfeed.py": ("_tick",),
+    "dashboard_session.py": ("send_forever", "receive_forever", "tail_forever"),
+    "hub.py": ("watch", "unwatch", "_dispatch"),
+}
+
+
+def share(path: str) -> None:
+    stats = pstats.Stats(path)
+    spent = sum(
+        cumulative
+        for (filename, _, name), (_, _, _, cumulative, _) in stats.stats.items()  # type: ignore[attr-defined]
+        if name in SHARE.get(Path(filename).name, ())
+    )
+    total = stats.total_tt  # type: ignore[attr-defined]
+    print(
+        f"dashboard path: {spent:.3f} s of {total:.3f} s of the API's CPU time = {100 * spent / total:.2f} %"
+    )
+
+
+async def drive(url: str, args: argparse.Namespace) -> None:
+    host, port = url.removeprefix("http://").split(":")
+    load, stop, frames = Load(args.rate), asyncio.Event(), list[str]()
+    senders = [asyncio.create_task(submitter(host, int(port), load, stop)) for _ in range(args.connections)]
+    page = asyncio.create_task(dashboard(url.replace("http://", "ws://"), stop, frames))
+    await asyncio.sleep(args.phase)
+    stop.set()
+    await asyncio.gather(*senders, page)
+    print(f"submitted {load.sent / args.phase:.0f} tasks/s; the dashboard read {len(frames)} frames")
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="API and Redis cost of one open dashboard under load.")
     parser.add_argument("--rate", type=float, default=1000.0, help="tasks submitted per second (1000)")
@@ -213,11 +262,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load before measuring (5)")
     parser.add_argument("--connections", type=int, default=32, help="submitting connections (32)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (1)")
+    parser.add_argument("--drive", metavar="URL", help="only load a running API (loopback) + one dashboard")
+    parser.add_argument("--share", metavar="PROF", help="only print the dashboard's share of a profile")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.share:
+        share(args.share)
+        return 0
+    if args.drive:
+        uvloop.run(drive(loopback(args.drive), args))
+        return 0
     worker_settings: dict[str, str | int] = {
         "handler": NOOP_HANDLER,
         "max_concurrency": 200,
