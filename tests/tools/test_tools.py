@@ -113,3 +113,14 @@ def _post_when_up(url: str, timeout: float = 15) -> httpx.Response:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def test_dash_bench_compares_phases_without_and_with_a_dashboard() -> None:
+    args = ["--rate", "50", "--phase", "1.5", "--repeats", "1", "--warmup", "0.5", "--connections", "2"]
+    done = _tool("tools/dash_bench.py", *args)
+
+    assert done.returncode == 0, done.stderr
+    assert "API CPU:" in done.stdout and "with one dashboard" in done.stdout
+    assert "Redis commands only the dashboard sends" in done.stdout
+    on = next(line for line in done.stdout.splitlines() if line.startswith("on "))
+    assert int(on.split()[-1]) > 0  # the dashboard client read frames
