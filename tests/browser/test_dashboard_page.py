@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -18,7 +19,7 @@ from server.settings import Settings
 from tests.browser.conftest import ARTIFACTS
 from tests.clients.servers import ServedApp
 from tests.conftest import LiveServer
-from tests.helpers import free_port, spawn_worker
+from tests.helpers import ROOT, free_port, spawn_worker
 
 SLOW = 20_000  # ms: covers the page's reconnect backoff after a restart
 
@@ -206,3 +207,39 @@ def test_the_page_fits_the_screen(
     path = ARTIFACTS / f"dashboard-{width}x{height}.png"
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=path)
+
+
+def test_dashboard_under_load(page: Page, live_server: LiveServer) -> None:
+    """Also the source of docs/dashboard.png: UPDATE_DOCS_SCREENSHOT=1 writes it there."""
+    url = live_server.settings.redis_url
+    workers = [
+        spawn_worker(url, max_concurrency="40", max_retries="1", retry_backoff="0.2") for _ in range(2)
+    ]
+    try:
+        page.set_viewport_size({"width": 1280, "height": 800})
+        _open(page, live_server.url)
+        with httpx.Client(base_url=live_server.url) as client:
+            for i in range(300):  # ~15 s of mixed work: short, long, retried and failing tasks
+                params = {
+                    "duration": 0.2 + (i % 7) * 0.4,
+                    "steps": 5,
+                    "fail": i % 11 == 0,
+                    "fail_times": i % 5 == 0,
+                }
+                client.post("/tasks", json={"prompt": f"load {i}", "params": params}).raise_for_status()
+                page.wait_for_timeout(50)
+
+        assert int(page.locator("#throughput").get_attribute("data-points") or 0) >= 10
+        expect(page.locator("#workers tbody tr")).to_have_count(2)
+        expect(page.locator('#tasks tr[data-status="RUNNING"]')).not_to_have_count(0)
+        path = ARTIFACTS / "dashboard.png"
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=path)
+        if os.environ.get("UPDATE_DOCS_SCREENSHOT") == "1":
+            shutil.copyfile(path, ROOT / "docs" / "dashboard.png")
+    finally:
+        for proc in workers:
+            proc.terminate()
+            proc.wait(timeout=10)
+            if proc.stderr is not None:
+                proc.stderr.close()
