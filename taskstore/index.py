@@ -39,6 +39,12 @@ def status_indexes(keys: Keys, kind: str) -> list[str]:
     return [keys.index(kind, status.value) for status in TaskStatus]
 
 
+def move_indexes(keys: Keys, kind: str, to: TaskStatus) -> list[str]:
+    """The indexes a move touches, as transition.lua takes them: PENDING, RUNNING (the only
+    statuses a task can leave) and the target's."""
+    return [keys.index(kind, TaskStatus.PENDING), keys.index(kind, TaskStatus.RUNNING), keys.index(kind, to)]
+
+
 def ends_bucket(keys: Keys, kind: str, now: float | None = None) -> str:
     """The hash counting this minute's DONE and FAILED tasks of `kind`."""
     return keys.ends(kind, int(time.time() if now is None else now) // 60)

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError
 
-from taskstore.model import ALLOWED, TaskStatus
+from taskstore.model import ALLOWED
 
 
 def _read(name: str) -> str:
@@ -27,11 +27,6 @@ def _allowed_table() -> str:
         for src, dsts in ALLOWED.items()
     ]
     return "local ALLOWED = {" + ", ".join(rows) + "}\n"
-
-
-def _statuses_table() -> str:
-    """The order in which callers pass a kind's status indexes (taskstore/index.py)."""
-    return "local STATUSES = {" + ", ".join(f"'{s.value}'" for s in TaskStatus) + "}\n"
 
 
 class Script:
@@ -54,7 +49,7 @@ class Scripts:
     """The three scripts, each with the shared state encoder and the ALLOWED table."""
 
     def __init__(self) -> None:
-        prefix = _allowed_table() + _statuses_table() + _read("state.lua") + _read("index.lua")
+        prefix = _allowed_table() + _read("state.lua") + _read("index.lua")
         self.submit = Script(prefix + _read("submit.lua"))
         self.transition = Script(prefix + _read("transition.lua"))
         self.snapshot = Script(prefix + _read("snapshot.lua"))

@@ -15,7 +15,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from taskstore import codec
 from taskstore.coalesce import Coalescer
 from taskstore.errors import QueueFull, TaskNotFound, TransitionRejected
-from taskstore.index import ends_bucket, status_indexes, task_kind
+from taskstore.index import ends_bucket, move_indexes, task_kind
 from taskstore.keys import Keys
 from taskstore.model import TaskStatus
 from taskstore.scripts import Script, Scripts
@@ -164,10 +164,9 @@ class TaskStore:
         ]
         for name, value in move.fields.items():
             args += [name, value]
-        kind = task_kind(move.kind)
-        keys = [self.keys.task(move.task_id), *status_indexes(self.keys, kind)]
+        keys = [self.keys.task(move.task_id), *move_indexes(self.keys, task_kind(move.kind), move.to)]
         if move.to in (TaskStatus.DONE, TaskStatus.FAILED):
-            keys.append(ends_bucket(self.keys, kind))
+            keys.append(ends_bucket(self.keys, task_kind(move.kind)))
         if move.dead_letter and move.to == TaskStatus.FAILED:
             keys.append(self.keys.dead_letter)
         return keys, args

@@ -1,8 +1,8 @@
 -- The single atomic move of a task: check, seq+1, write, expire, publish.
--- KEYS[1] task hash, then the index of each status (STATUSES order) of the task's kind,
---   then, for a move to DONE or FAILED only, the bucket counting ends (index.lua), then, when
---   given with a move to FAILED, the dead-letter stream: the task's dead letter is added in the
---   same step, so no crash can leave a FAILED task without one.
+-- KEYS[1] task hash; the PENDING, RUNNING and target status indexes of the task's kind; for a
+--   move to DONE or FAILED only, the bucket counting ends (index.lua); then, when given with a
+--   move to FAILED, the dead-letter stream: the task's dead letter is added in the same step,
+--   so no crash can leave a FAILED task without one.
 -- ARGV: task_id, channel, wanted, expected_token, new_token, bump_attempts, ttl,
 --       then field/value pairs; an empty value deletes the field.
 -- Returns {1, state_json[, request, signature]} or {0, reason, current_status}.
@@ -38,19 +38,15 @@ for i = 8, #ARGV, 2 do
   end
 end
 redis.call('EXPIRE', key, tonumber(ARGV[7]))
-local indexes = {}
-for i, status in ipairs(STATUSES) do
-  indexes[status] = KEYS[i + 1]
-end
-index_move(indexes, key, task_id, current, wanted, tonumber(ARGV[7]))
+index_move(KEYS[2], KEYS[3], KEYS[4], key, task_id, current, wanted, tonumber(ARGV[7]))
 if wanted == 'DONE' or wanted == 'FAILED' then
-  count_end(KEYS[#STATUSES + 2], wanted, now())
+  count_end(KEYS[5], wanted, now())
 end
 
 local state = state_json(key, task_id)
-if KEYS[#STATUSES + 3] and wanted == 'FAILED' then
+if KEYS[6] and wanted == 'FAILED' then
   local f = redis.call('HMGET', key, 'error', 'attempts', 'request')
-  redis.call('XADD', KEYS[#STATUSES + 3], '*', 'task_id', task_id, 'error', f[1] or '', 'attempts', f[2] or '0',
+  redis.call('XADD', KEYS[6], '*', 'task_id', task_id, 'error', f[1] or '', 'attempts', f[2] or '0',
     'request', f[3] or '', 'time', now())
 end
 redis.call('PUBLISH', channel, state)
