@@ -45,9 +45,23 @@ def move_indexes(keys: Keys, kind: str, to: TaskStatus) -> list[str]:
     return [keys.index(kind, TaskStatus.PENDING), keys.index(kind, TaskStatus.RUNNING), keys.index(kind, to)]
 
 
-def ends_bucket(keys: Keys, kind: str, now: float | None = None) -> str:
-    """The hash counting this minute's DONE and FAILED tasks of `kind`."""
-    return keys.ends(kind, int(time.time() if now is None else now) // 60)
+class MoveKeys:
+    """The index and end-bucket keys each move passes to transition.lua, built once per kind,
+    target and minute rather than for every move (the worker's hot path)."""
+
+    def __init__(self, keys: Keys) -> None:
+        self.keys = keys
+        self._cache: dict[tuple[str, TaskStatus, int], list[str]] = {}
+
+    def __call__(self, kind: str, to: TaskStatus) -> list[str]:
+        minute = int(time.time()) // 60 if to in (TaskStatus.DONE, TaskStatus.FAILED) else 0
+        found = self._cache.get((kind, to, minute))
+        if found is None:
+            if len(self._cache) > 64:
+                self._cache.clear()  # last minute's buckets
+            found = move_indexes(self.keys, kind, to) + ([self.keys.ends(kind, minute)] if minute else [])
+            self._cache[(kind, to, minute)] = found
+        return found
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from redis.exceptions import NoScriptError, ResponseError
 from taskstore import codec
 from taskstore.coalesce import Coalescer
 from taskstore.errors import QueueFull, TaskNotFound, TransitionRejected
-from taskstore.index import ends_bucket, move_indexes, task_kind
+from taskstore.index import MoveKeys, task_kind
 from taskstore.keys import Keys
 from taskstore.model import TaskStatus
 from taskstore.scripts import Script, Scripts
@@ -77,6 +77,7 @@ class TaskStore:
         self.max_queue = max_queue
         self.retry_after = retry_after
         self.scripts = Scripts()
+        self._move_keys = MoveKeys(self.keys)
         self._submits: Coalescer[ScriptCall] = Coalescer(partial(self._pipeline, self.scripts.submit))
         self._snapshots: Coalescer[ScriptCall] = Coalescer(partial(self._pipeline, self.scripts.snapshot))
 
@@ -164,11 +165,9 @@ class TaskStore:
         ]
         for name, value in move.fields.items():
             args += [name, value]
-        keys = [self.keys.task(move.task_id), *move_indexes(self.keys, task_kind(move.kind), move.to)]
-        if move.to in (TaskStatus.DONE, TaskStatus.FAILED):
-            keys.append(ends_bucket(self.keys, task_kind(move.kind)))
+        keys = [self.keys.task(move.task_id), *self._move_keys(task_kind(move.kind), move.to)]
         if move.dead_letter and move.to == TaskStatus.FAILED:
-            keys.append(self.keys.dead_letter)
+            keys.append(self.keys.dead_letter)  # after the end bucket, which FAILED always has
         return keys, args
 
     async def _pipeline(
