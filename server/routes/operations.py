@@ -64,10 +64,12 @@ async def list_tasks(
     """
     try:
         where = make_filter(status, kind, served_kinds())
+    except ValueError as e:
+        raise _invalid("kind", e) from e
+    try:
         after = Cursor.decode(cursor) if cursor else None
     except ValueError as e:
-        name = "cursor" if cursor and "cursor" in str(e) else "kind"
-        raise RequestValidationError([{"type": "value_error", "loc": ("query", name), "msg": str(e)}]) from e
+        raise _invalid("cursor", e) from e
     index = TaskIndex(store.redis, store.keys, result_ttl=settings.result_expiry)
     rows, next_cursor = await read_page(store, index, where, limit, after)
     return {"tasks": rows, "next_cursor": next_cursor.encode() if next_cursor else None}
@@ -117,6 +119,10 @@ async def requeue(ident: str, store: StoreDep, response: Response) -> Resubmitte
 async def resubmit(task_id: str, store: StoreDep, response: Response) -> Resubmitted:
     """Submit a FAILED task's request again, as a new task (the failed one stays FAILED)."""
     return _answer(await resubmit_failed(store, task_id), task_id, response)
+
+
+def _invalid(name: str, e: ValueError) -> RequestValidationError:
+    return RequestValidationError([{"type": "value_error", "loc": ("query", name), "msg": str(e)}])
 
 
 def _answer(sub: Submission, source: str, response: Response) -> Resubmitted:
