@@ -212,10 +212,10 @@ def _filter(op: dict[str, Any], kinds: list[str]) -> Filter:
     status, kind = op.get("status") or None, op.get("kind") or None
     if status is not None and status not in TaskStatus.__members__:
         raise BadOp(f"unknown status {str(status)[:40]!r}")
+    if kind is not None and not isinstance(kind, str):
+        raise BadOp("kind is a kind's name")
     try:
-        return make_filter(
-            TaskStatus(status) if status else None, kind if isinstance(kind, str) else None, kinds
-        )
+        return make_filter(TaskStatus(status) if status else None, kind, kinds)
     except ValueError as e:
         raise BadOp(str(e)) from e
 

@@ -3,6 +3,7 @@ pipelined round trip, each row tagged with its kind. Shared by GET /tasks and th
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -38,11 +39,16 @@ def served_kinds() -> list[str]:
     return [task_kind()]
 
 
-def make_filter(status: TaskStatus | None, kind: str | None, known_kinds: Sequence[str]) -> Filter:
-    """ValueError for a kind this service does not run."""
-    if kind is not None and kind not in known_kinds:
-        raise ValueError(f"unknown kind {kind[:64]!r}; known: {', '.join(known_kinds)}")
-    return Filter([status] if status else list(TaskStatus), [kind] if kind else list(known_kinds))
+KIND_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+CURSOR_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,9})?~[0-9a-f]{1,64}$"
+
+
+def make_filter(status: TaskStatus | None, kind: str | None, served: Sequence[str]) -> Filter:
+    """ValueError for a kind that is not a kind's name. A kind no longer served (or never) is
+    read like any other: its tasks stay listed until they expire, and an unknown one has none."""
+    if kind is not None and not re.match(KIND_PATTERN, kind):
+        raise ValueError(f"not a kind name: {kind[:64]!r} (letters, digits, _ . : -; at most 64)")
+    return Filter([status] if status else list(TaskStatus), [kind] if kind else list(served))
 
 
 async def read_page(

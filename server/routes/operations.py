@@ -14,7 +14,15 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
 from server.deps import SettingsDep, StoreDep
-from server.tasklist import MAX_LIMIT, TaskPage, make_filter, read_page, served_kinds
+from server.tasklist import (
+    CURSOR_PATTERN,
+    KIND_PATTERN,
+    MAX_LIMIT,
+    TaskPage,
+    make_filter,
+    read_page,
+    served_kinds,
+)
 from taskstore import Submitted, TaskStatus
 from taskstore.deadletters import DeadLetters
 from taskstore.index import Cursor, TaskIndex
@@ -53,9 +61,11 @@ async def list_tasks(
     store: StoreDep,
     settings: SettingsDep,
     status: TaskStatus | None = None,
-    kind: str | None = None,
+    kind: Annotated[str | None, Query(pattern=KIND_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 50,
-    cursor: str | None = None,
+    cursor: Annotated[
+        str | None, Query(pattern=CURSOR_PATTERN, description="`next_cursor` of a page")
+    ] = None,
 ) -> dict[str, Any]:
     """Tasks newest first, optionally of one status and kind; within RESULT_EXPIRY only.
 

@@ -34,6 +34,12 @@ OPERATIONS = [
     "GET /healthz",
     "GET /readyz",
     "GET /metrics",
+    "GET /tasks",
+    "GET /workers",
+    "GET /stats",
+    "GET /deadletters",
+    "POST /deadletters/{ident}/requeue",
+    "POST /tasks/{task_id}/resubmit",
 ]
 LONG_POLL_CAP = 0.2  # seconds: the schema allows any wait (the server cuts it to 60)
 JSON_TYPE = "application/json"

@@ -90,7 +90,7 @@ async def test_timeline_answers_the_state_then_follows_the_task(
         "[1]",
         '{"op": "list", "status": "NAPPING"}',
         '{"op": "list", "limit": 0}',
-        '{"op": "list", "kind": "nope"}',
+        '{"op": "list", "kind": "no such!"}',
         '{"op": "timeline", "task_id": "0123abcd"}',
     ],
 )

@@ -70,6 +70,7 @@ async def test_status_filter_follows_every_move(client: httpx.AsyncClient, store
     assert await listed(status="FAILED") == [ids[3]]
     assert await listed(status="CANCELLED") == [ids[4]]
     assert await listed(kind="default") == ids[::-1]
+    assert await listed(kind="other") == []
     assert await listed(status="RUNNING", kind="default") == [ids[5], ids[1]]
     failed = (await client.get("/tasks", params={"status": "FAILED"})).json()["tasks"][0]
     assert failed["error"] == "boom" and failed["attempts"] == 1
@@ -92,8 +93,9 @@ async def test_a_page_of_a_filter_is_stable_while_tasks_move(
 async def test_bad_filters_get_422(client: httpx.AsyncClient) -> None:
     for params in (
         {"status": "SLEEPING"},
-        {"kind": "nope"},
+        {"kind": "no such!"},
         {"cursor": "garbage"},
+        {"cursor": "1.5~XYZ"},
         {"limit": "0"},
         {"limit": "201"},
     ):
