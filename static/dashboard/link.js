@@ -2,7 +2,7 @@
 // It never polls: the server pushes stats every second and the listed tasks' changes.
 // A socket that goes quiet (no stats frame for STALL_MS) counts as lost and is replaced.
 
-import { wsUrl } from "../api.js";
+import { getApiKey, wsUrl } from "../api.js";
 import { Backoff } from "../backoff.js";
 
 const STALL_MS = 5000;
@@ -23,7 +23,8 @@ export class Link {
   connect() {
     clearTimeout(this.retryTimer);
     this.close();
-    const socket = new WebSocket(wsUrl("/dashboard/ws"));
+    // A browser WebSocket cannot send headers: the operator's key travels as ?api_key=.
+    const socket = new WebSocket(wsUrl("/dashboard/ws", { api_key: getApiKey() || null }));
     this.socket = socket;
     socket.onopen = () => {
       this.backoff.reset();
