@@ -224,7 +224,7 @@ def test_dashboard_under_load(page: Page, live_server: LiveServer) -> None:
                     "duration": 0.2 + (i % 7) * 0.4,
                     "steps": 5,
                     "fail": i % 11 == 0,
-                    "fail_times": i % 5 == 0,
+                    "fail_times": int(i % 5 == 0),
                 }
                 client.post("/tasks", json={"prompt": f"load {i}", "params": params}).raise_for_status()
                 page.wait_for_timeout(50)
