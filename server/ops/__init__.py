@@ -1,1 +1,1 @@
-"""Operations: Prometheus metrics, their scrape-time readings, and the API's logging set-up."""
+"""Operations: metrics and their scrape-time readings, logging, and the dashboard's feed and sessions."""

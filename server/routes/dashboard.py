@@ -1,7 +1,7 @@
 """The operations page, `GET /dashboard`, and its one streaming connection, `WS /dashboard/ws`.
 
     accept ─▶ a hub subscriber (1013 over MAX_STREAMS) ─▶ join the shared feed (first frame ready)
-           ─▶ sender | receiver | tailer (server/dashboard_session.py): the first to end cancels
+           ─▶ sender | receiver | tailer (server/ops/dashboard_session.py): the first to end cancels
               the others ─▶ finally: leave the feed, release every watched task
 With API_KEY set the socket needs `?api_key=` (server/auth.py closes it 4401 otherwise); the page
 itself is open, like `/`, and asks for the key.
@@ -17,12 +17,12 @@ from pathlib import Path
 from fastapi import APIRouter, FastAPI, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse
 
-from server.dashboard_session import DashboardSession
-from server.opsfeed import OpsFeed
+from server.ops.dashboard_session import DashboardSession
+from server.ops.opsfeed import OpsFeed
+from server.ops.tasklist import served_kinds
 from server.push.hub import Hub, TooManyStreams
 from server.push.subscriber import SubscriberClosed, TooManyNotices
 from server.settings import Settings
-from server.tasklist import served_kinds
 from taskstore.index import TaskIndex
 
 router = APIRouter()

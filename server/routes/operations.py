@@ -14,7 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
 from server.deps import SettingsDep, StoreDep
-from server.tasklist import (
+from server.ops.tasklist import (
     CURSOR_PATTERN,
     KIND_PATTERN,
     MAX_LIMIT,

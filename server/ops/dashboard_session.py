@@ -20,10 +20,10 @@ from typing import Any
 import orjson
 from fastapi import WebSocket
 
-from server.opsfeed import OpsFeed
+from server.ops.opsfeed import OpsFeed
+from server.ops.tasklist import Filter, make_filter, with_kind
 from server.push.hub import Hub
 from server.push.subscriber import Event, Subscriber, TooManyNotices
-from server.tasklist import Filter, make_filter, with_kind
 from taskstore import TaskNotFound, TaskStatus
 from taskstore.index import Cursor, Position, TaskIndex
 
@@ -47,6 +47,7 @@ class DashboardSession:
         self.rows: list[Position] = []
         self.next_cursor: Cursor | None = None
         self.timeline: str | None = None
+        self.listed = False
         self.ticked = asyncio.Event()
         self._lock = asyncio.Lock()
         self._stats_queued = False
@@ -108,6 +109,7 @@ class DashboardSession:
             page = await self.index.page(self._index_keys(), limit)
             rows = await self._watch(page.positions)
             self.rows, self.next_cursor = [p for p, _ in rows], page.next_cursor
+            self.listed = True
         self._send_rows("replace", [state for _, state in rows])
 
     async def more(self) -> None:
@@ -145,7 +147,8 @@ class DashboardSession:
                 self._send_rows("prepend", added)
 
     async def _tail(self) -> list[dict[str, Any]]:
-        if self.rows and self._first_page_passed():
+        # Rows are pushed on top of a list the client asked for, never before its "replace".
+        if not self.listed or (self.rows and self._first_page_passed()):
             return []
         top = self.rows[0] if self.rows else (0.0, "")
         heads = [p for key in self._index_keys() for p in self.feed.heads.get(key, [])]
