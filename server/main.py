@@ -23,7 +23,7 @@ from server import errors, openapi
 from server.access import redaction
 from server.access.auth import AccessControl
 from server.ops import logs, metrics
-from server.push.connection import StreamingFastAPI
+from server.push.dispatch import StreamingFastAPI
 from server.push.hub import Hub
 from server.routes import dashboard, events, health, operations, tasks, ws
 from server.settings import Settings, get_settings
@@ -97,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Long-running tasks whose state is pushed over SSE and WebSocket.",
         lifespan=lifespan,
         max_body_size=settings.max_body_bytes,
+        stream_routes=events.STREAM_ROUTES | ws.STREAM_ROUTES,
     )
     errors.install(app)
     tokens = app.state.tokens = settings.watch_tokens

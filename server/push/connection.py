@@ -1,11 +1,11 @@
 """The client connection under a stream: the server's own `send`, the socket's buffers, abort.
 
     uvicorn ─▶ ConnectionScope (outermost) ─▶ scope[CONNECTION] = Connection(send)
-              ─▶ the middleware stack ─▶ routes ─▶ a stream sends its response start through
-                 the middleware, then every event through `Connection.send` (no wrappers)
+              ─▶ the streaming routes' layers (server/push/dispatch.py) ─▶ a stream sends its
+                 response start through them, then every event through `Connection.send`
 
-A stream's events need nothing from the middleware (they only watch the response start), so
-they skip its per-message wrappers. The same handle caps the socket's kernel send buffer and
+A stream's events need nothing from those layers (CORS only watches the response start), so
+they skip their per-message wrappers. The same handle caps the socket's kernel send buffer and
 uvicorn's write buffer (what a client that stops reading can cost), and aborts the connection
 when the client stops reading: `transport.close()` would wait, forever, to flush a buffer that
 the client never reads, and the descriptor would stay open.
@@ -24,7 +24,6 @@ import socket
 import struct
 from typing import cast
 
-from fastapi import FastAPI
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 CONNECTION = "taskcast.connection"
@@ -88,13 +87,6 @@ class ConnectionScope:
         if scope["type"] != "lifespan":
             scope[CONNECTION] = Connection(send)
         await self.app(scope, receive, send)
-
-
-class StreamingFastAPI(FastAPI):
-    """FastAPI with ConnectionScope outside its whole middleware stack."""
-
-    def build_middleware_stack(self) -> ASGIApp:
-        return ConnectionScope(super().build_middleware_stack())
 
 
 def connection(scope: Scope, send: Send) -> Connection:

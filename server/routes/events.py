@@ -14,10 +14,11 @@ import time
 from collections.abc import AsyncIterator
 
 from fastapi import APIRouter, Header, Query, Response
+from fastapi.routing import APIRoute
 from sse_starlette import EventSourceResponse, ServerSentEvent
+from starlette.datastructures import Headers, QueryParams
 from starlette.types import Message, Receive, Scope, Send
 
-from server.deps import HubDep, SettingsDep
 from server.ops.metrics import StreamMeter
 from server.push.connection import connection
 from server.push.hub import Hub
@@ -30,25 +31,18 @@ STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 PING = ServerSentEvent(comment="ping").encode()
 
 
-@router.get(
-    "/tasks/{task_id}/events",
-    response_class=EventSourceResponse,
-    responses={
-        200: {"content": {"text/event-stream": {}}, "description": "The state now, then every change."},
-        204: {"description": "The client already saw the terminal event (Last-Event-ID)."},
-        404: {"description": "Unknown or expired task."},
-        503: {"description": "This API process serves its limit of streams."},
-    },
-)
-async def task_events(
-    task_id: str,
-    hub: HubDep,
-    settings: SettingsDep,
-    last_event_id_header: str | None = Header(default=None, alias="Last-Event-ID"),
-    last_event_id: str | None = Query(default=None, description="For a browser's first connection."),
-) -> Response:
-    """Stream the task's current state, then every change; the stream ends after the terminal one."""
-    after = _seq(last_event_id_header) or _seq(last_event_id)
+async def serve_events(scope: Scope, receive: Receive, send: Send) -> None:
+    """`GET /tasks/{task_id}/events` as plain ASGI: no request wrapper, no dependency solving
+    (the route is declared below for OpenAPI; server/push/dispatch.py puts it ahead of the
+    middleware). Its errors (404, 503) go to the app's exception handlers."""
+    after = _seq(Headers(scope=scope).get("last-event-id"))
+    after = after or _seq(QueryParams(scope["query_string"]).get("last_event_id"))
+    state = scope["app"].state
+    response = await _respond(scope["path_params"]["task_id"], after, state.hub, state.settings)
+    await response(scope, receive, send)
+
+
+async def _respond(task_id: str, after: int, hub: Hub, settings: Settings) -> Response:
     sub = hub.subscriber("sse", task_id)
     try:
         snapshot = await hub.watch(sub, task_id, after_seq=after)
@@ -66,6 +60,40 @@ async def task_events(
         sub.seen[task_id] = 0
         sub.offer(snapshot)
     return EventStream(_stream(sub, task_id), sub, hub, settings)
+
+
+class _EventsRoute(APIRoute):
+    # Documented from `task_events`'s signature, served by `serve_events` (as POST /tasks is).
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in (self.methods or ()):
+            await serve_events(scope, receive, send)
+        else:
+            await super().handle(scope, receive, send)
+
+
+async def task_events(
+    task_id: str,
+    last_event_id_header: str | None = Header(default=None, alias="Last-Event-ID"),
+    last_event_id: str | None = Query(default=None, description="For a browser's first connection."),
+) -> Response:
+    """Stream the task's current state, then every change; the stream ends after the terminal one."""
+    raise RuntimeError("served by serve_events; this signature documents GET /tasks/{id}/events")
+
+
+router.add_api_route(
+    "/tasks/{task_id}/events",
+    task_events,
+    methods=["GET"],
+    response_class=EventSourceResponse,
+    responses={
+        200: {"content": {"text/event-stream": {}}, "description": "The state now, then every change."},
+        204: {"description": "The client already saw the terminal event (Last-Event-ID)."},
+        404: {"description": "Unknown or expired task."},
+        503: {"description": "This API process serves its limit of streams."},
+    },
+    route_class_override=_EventsRoute,
+)
+STREAM_ROUTES = frozenset({"task_events"})
 
 
 class EventStream(EventSourceResponse):

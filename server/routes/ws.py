@@ -47,10 +47,10 @@ CLOSE_NOT_FOUND = 4404
 Access = Callable[[str, object], str | None]
 
 
-@router.websocket("/tasks/{task_id}/ws")
-async def task_socket(websocket: WebSocket, task_id: str) -> None:
+async def task_socket(websocket: WebSocket) -> None:
     """The task's events as JSON text frames; closes with 1000 after the terminal one."""
     hub, settings = _hub(websocket), _settings(websocket)
+    task_id: str = websocket.path_params["task_id"]
     sub = await _accept(websocket, hub, settings, "ws", task_id)
     if sub is None:
         return
@@ -75,7 +75,6 @@ async def task_socket(websocket: WebSocket, task_id: str) -> None:
         await hub.release(sub)
 
 
-@router.websocket("/ws")
 async def multiplexed_socket(websocket: WebSocket) -> None:
     """Many tasks on one socket: subscribe and unsubscribe with JSON frames."""
     hub, settings = _hub(websocket), _settings(websocket)
@@ -92,6 +91,13 @@ async def multiplexed_socket(websocket: WebSocket) -> None:
     finally:
         meter.close()
         await hub.release(sub)
+
+
+# Plain Starlette routes: the sockets need nothing of FastAPI's dependency solving, and
+# server/push/dispatch.py serves them ahead of the middleware stack by these names.
+router.add_websocket_route("/tasks/{task_id}/ws", task_socket, name="task_socket")
+router.add_websocket_route("/ws", multiplexed_socket, name="multiplexed_socket")
+STREAM_ROUTES = frozenset({"task_socket", "multiplexed_socket"})
 
 
 async def _accept(
