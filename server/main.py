@@ -97,7 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Long-running tasks whose state is pushed over SSE and WebSocket.",
         lifespan=lifespan,
         max_body_size=settings.max_body_bytes,
-        stream_routes=events.STREAM_ROUTES | ws.STREAM_ROUTES,
+        stream_routes=[*events.router.routes, *ws.router.routes],
     )
     errors.install(app)
     tokens = app.state.tokens = settings.watch_tokens

@@ -20,7 +20,7 @@ OpenAPI documents them and the router serves them the same way if this layer is 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI
@@ -73,16 +73,17 @@ def _has_body(scope: Scope) -> bool:
 
 
 class StreamingFastAPI(FastAPI):
-    """FastAPI with ConnectionScope outside everything and the streaming routes dispatched
-    ahead of the middleware stack (`stream_routes`: their names)."""
+    """FastAPI with ConnectionScope outside everything and `stream_routes` dispatched ahead of
+    the middleware stack. They are the routes as declared (matched by their own paths), so
+    their routers are included in the app without a prefix."""
 
-    def __init__(self, *, stream_routes: Collection[str] = (), **kwargs: Any) -> None:
+    def __init__(self, *, stream_routes: Sequence[BaseRoute] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.stream_routes = frozenset(stream_routes)
+        self.stream_routes = list(stream_routes)
 
     def build_middleware_stack(self) -> ASGIApp:
-        routes = [r for r in self.router.routes if getattr(r, "name", None) in self.stream_routes]
-        return ConnectionScope(StreamDispatch(super().build_middleware_stack(), self._streams(), routes))
+        full = super().build_middleware_stack()
+        return ConnectionScope(StreamDispatch(full, self._streams(), self.stream_routes))
 
     def _streams(self) -> ASGIApp:
         """The user middleware, as configured, around the app's exception handlers and `_serve`."""

@@ -93,7 +93,6 @@ router.add_api_route(
     },
     route_class_override=_EventsRoute,
 )
-STREAM_ROUTES = frozenset({"task_events"})
 
 
 class EventStream(EventSourceResponse):

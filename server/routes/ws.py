@@ -94,10 +94,9 @@ async def multiplexed_socket(websocket: WebSocket) -> None:
 
 
 # Plain Starlette routes: the sockets need nothing of FastAPI's dependency solving, and
-# server/push/dispatch.py serves them ahead of the middleware stack by these names.
-router.add_websocket_route("/tasks/{task_id}/ws", task_socket, name="task_socket")
-router.add_websocket_route("/ws", multiplexed_socket, name="multiplexed_socket")
-STREAM_ROUTES = frozenset({"task_socket", "multiplexed_socket"})
+# server/push/dispatch.py serves them ahead of the middleware stack.
+router.add_websocket_route("/tasks/{task_id}/ws", task_socket)
+router.add_websocket_route("/ws", multiplexed_socket)
 
 
 async def _accept(
