@@ -4,7 +4,11 @@
         a send under way for SEND_TIMEOUT or longer ─▶ one WARNING line, abort the connection
                                                       (its descriptor is freed at once), close
         nothing sent for the ping interval (SSE)   ─▶ queue the keep-alive comment
-        the server is draining (sse-starlette's signal) ─▶ close: each stream ends cleanly
+        the server is draining                     ─▶ close: each stream ends cleanly
+
+The server's exit is sse-starlette's signal (uvicorn told to exit), waited for here once for
+every stream: each SSE response waits for `draining` instead of registering its own event
+with sse-starlette's shutdown watcher.
 
 A client that stops reading fills the kernel's buffers, then uvicorn's; the send that found
 them full never returns. Aborting the transport ends that send (uvicorn then treats the
@@ -19,6 +23,7 @@ import time
 from collections.abc import Callable, Collection
 
 import anyio
+from sse_starlette import EventSourceResponse
 
 from server.push.subscriber import Subscriber
 
@@ -34,17 +39,24 @@ class Watchdog:
         self.ping_seconds = ping_seconds
         # A send is found stuck within a quarter of the timeout (at most half a second) of it.
         self.interval = min(0.5, send_timeout / 4, ping_seconds / 4)
-        self.draining = anyio.Event()  # set by sse-starlette when the server is told to exit
+        self.draining = anyio.Event()  # set when the server is told to exit
         self.dropped = 0
-        self._task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="stream-watchdog")
+        self._tasks = [
+            asyncio.create_task(self._run(), name="stream-watchdog"),
+            asyncio.create_task(self._watch_exit(), name="stream-exit-watch"),
+        ]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _watch_exit(self) -> None:
+        await EventSourceResponse._listen_for_exit_signal()
+        self.draining.set()
 
     async def _run(self) -> None:
         while True:

@@ -98,7 +98,7 @@ router.add_api_route(
 class EventStream(EventSourceResponse):
     """sse-starlette's response, fed events already encoded as SSE bytes.
 
-    The response start goes through the middleware (CORS adds its headers there); the events
+    The response start goes through the user middleware (CORS adds its headers there); the events
     go straight to the server's send. Keep-alive pings, the send timeout and the clean end on
     shutdown are the hub's watchdog's work, for every stream at once, so sse-starlette runs no
     ping task and times no send here.
@@ -125,6 +125,11 @@ class EventStream(EventSourceResponse):
         except BaseException:
             self._send_interrupted = True
             raise
+
+    async def _listen_for_exit_signal(self) -> None:  # type: ignore[override]
+        # The watchdog waits for sse-starlette's exit signal once for all streams; a response
+        # waits for it to pass that on (no anyio.Event of its own, nor a registration).
+        await self.hub.watchdog.draining.wait()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         conn = self.sub.connection = connection(scope, send)
