@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import socket
 import struct
+from collections.abc import Awaitable
 from typing import cast
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -83,10 +84,12 @@ class ConnectionScope:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not `async`: the inner app's coroutine is handed back, so this layer keeps no frame
+        # alive for the life of every stream (server/push/dispatch.py).
         if scope["type"] != "lifespan":
             scope[CONNECTION] = Connection(send)
-        await self.app(scope, receive, send)
+        return self.app(scope, receive, send)
 
 
 def connection(scope: Scope, send: Send) -> Connection:

@@ -14,19 +14,22 @@ router, FastAPI's request handler and dependency solving) kept 49 coroutines and
 alive per SSE stream. What it does for a stream is done here by the same code: the user
 middleware as configured on the app, the app's exception handlers, the route's `handle` (its
 path parameters from the route's own `matches`). A request with a body is not a stream's:
-it takes the whole stack, body limit included. The routes stay declared on the app, so
+it takes the whole stack, body limit included. The layers that only choose (ConnectionScope,
+StreamDispatch, `_serve`) return the next app's coroutine instead of awaiting it, so they keep
+no frame alive under a stream. The routes stay declared on the app, so
 OpenAPI documents them and the router serves them the same way if this layer is not there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI
 from starlette.middleware.exceptions import ExceptionMiddleware
 from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from server.push.connection import ConnectionScope
 
@@ -39,12 +42,11 @@ class StreamDispatch:
         self.streams = streams
         self.routes = routes
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = self._stream_route(scope)
-        if route is None:
-            await self.app(scope, receive, send)
-            return
-        await self.streams(scope, receive, send)
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        # Not `async`, as ConnectionScope: the chosen app's coroutine is handed back.
+        if self._stream_route(scope) is None:
+            return self.app(scope, receive, send)
+        return self.streams(scope, receive, send)
 
     def _stream_route(self, scope: Scope) -> BaseRoute | None:
         """The streaming route `scope` fully matches (its path params put in the scope), or None."""
@@ -60,9 +62,9 @@ class StreamDispatch:
         return None
 
 
-async def _serve(scope: Scope, receive: Receive, send: Send) -> None:
+def _serve(scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
     route: BaseRoute = scope[STREAM_ROUTE]
-    await route.handle(scope, receive, send)
+    return route.handle(scope, receive, send)
 
 
 def _has_body(scope: Scope) -> bool:
@@ -70,6 +72,20 @@ def _has_body(scope: Scope) -> bool:
         if key == b"transfer-encoding" or (key == b"content-length" and value.strip() != b"0"):
             return True
     return False
+
+
+class SocketApp:
+    """A WebSocket handler as its route's ASGI app. Given a plain function, Starlette wraps it
+    in two coroutines and an exception-handling layer that live as long as the socket; the
+    exception handlers are already around every stream (StreamingFastAPI._streams)."""
+
+    __slots__ = ("handler",)
+
+    def __init__(self, handler: Callable[[WebSocket], Awaitable[None]]) -> None:
+        self.handler = handler
+
+    def __call__(self, scope: Scope, receive: Receive, send: Send) -> Awaitable[None]:
+        return self.handler(WebSocket(scope, receive, send))
 
 
 class StreamingFastAPI(FastAPI):

@@ -25,11 +25,13 @@ from typing import Any
 
 import orjson
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocketState
 
 from server.access.auth import frame_refusal
 from server.ops.metrics import StreamMeter
 from server.push.connection import connection
+from server.push.dispatch import SocketApp
 from server.push.hub import Hub, TooManyStreams
 from server.push.subscriber import Event, Subscriber, SubscriberClosed, TooManyNotices, parse_seq
 from server.settings import Settings
@@ -95,8 +97,10 @@ async def multiplexed_socket(websocket: WebSocket) -> None:
 
 # Plain Starlette routes: the sockets need nothing of FastAPI's dependency solving, and
 # server/push/dispatch.py serves them ahead of the middleware stack.
-router.add_websocket_route("/tasks/{task_id}/ws", task_socket)
-router.add_websocket_route("/ws", multiplexed_socket)
+router.routes += [
+    WebSocketRoute("/tasks/{task_id}/ws", SocketApp(task_socket), name="task_socket"),
+    WebSocketRoute("/ws", SocketApp(multiplexed_socket), name="multiplexed_socket"),
+]
 
 
 async def _accept(
