@@ -99,6 +99,23 @@ async def test_cors_preflight_from_an_allowed_origin_is_answered(secured: LiveSe
     assert "access-control-allow-origin" not in refused.headers
 
 
+async def test_event_streams_carry_cors_headers_for_an_allowed_origin(secured: LiveServer) -> None:
+    # The streaming routes are served ahead of the middleware stack (server/push/dispatch.py),
+    # with the app's own CORS and access control: the same headers as every other answer.
+    origin = {"Origin": "https://app.example"}
+    async with httpx.AsyncClient(base_url=secured.url, headers={"Authorization": f"Bearer {KEY}"}) as client:
+        task_id = (await client.post("/tasks", json={"prompt": "cors"})).json()["task_id"]
+        unknown = await client.get("/tasks/nope/events", headers=origin)
+        async with client.stream("GET", f"/tasks/{task_id}/events", headers=origin) as stream:
+            status, headers = stream.status_code, stream.headers
+
+    assert status == 200
+    assert headers["access-control-allow-origin"] == "https://app.example"
+    assert headers["content-type"].startswith("text/event-stream")
+    assert unknown.status_code == 404
+    assert unknown.headers["access-control-allow-origin"] == "https://app.example"
+
+
 async def test_no_cors_headers_by_default(live_server: LiveServer) -> None:
     async with httpx.AsyncClient(base_url=live_server.url) as client:
         answer = await client.get("/healthz", headers={"Origin": "https://app.example"})
