@@ -85,7 +85,7 @@ def cancelled(task_id: str) -> None:
 
 
 class StreamMeter:
-    """One open SSE or WebSocket stream: the open-streams gauge, its latency samples, two log lines.
+    """One open SSE or WebSocket stream: the open-streams gauge, its latency samples, one log line.
 
     The first event of each task on a stream is the snapshot read from the hash, not the delivery
     of a publish (its updated_at may be minutes old), so it is not a latency sample.
@@ -102,7 +102,9 @@ class StreamMeter:
         self._delivery = metrics.delivery
         self._open = metrics.streams.labels(transport)
         self._open.inc()
-        log.info("%s opened", self._what(), extra=self._extra())
+        # One INFO line per stream, at its end (with its length and events): the two lines per
+        # stream were about a fifth of a short stream's API CPU (docs/performance.md).
+        log.debug("%s opened", self._what(), extra=self._extra())
 
     def sent(self, event: Event | bytes) -> None:
         """Record that `event` is being sent to the client (control frames are not counted)."""
