@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from server.push.hub import TooManyStreams
 from taskstore import QueueFull, TaskNotFound, TransitionRejected
 from taskstore.errors import ECHO_LIMIT, CannotResubmit, DeadLetterNotFound, clip
+from taskstore.topology import UNAVAILABLE
 
 
 async def _not_found(_: Request, exc: Exception) -> JSONResponse:
@@ -36,6 +37,14 @@ async def _queue_full(_: Request, exc: Exception) -> JSONResponse:
 
 async def _too_many_streams(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
+
+
+async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+    # Redis down, restarting or failing over: the request changed nothing for sure only when it
+    # was a read, but either way trying again shortly is the right answer, not a 500.
+    return JSONResponse(
+        {"detail": f"Redis unavailable: {exc}"}, status_code=503, headers={"Retry-After": "1"}
+    )
 
 
 async def _invalid(_: Request, exc: Exception) -> Response:
@@ -80,3 +89,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(CannotResubmit, _cannot_resubmit)
     app.add_exception_handler(TransitionRejected, _rejected)
     app.add_exception_handler(QueueFull, _queue_full)
+    for error in UNAVAILABLE:
+        if error is not OSError:
+            app.add_exception_handler(error, _unavailable)

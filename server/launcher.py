@@ -1,5 +1,7 @@
 """`python -m server.launcher`: the API, one worker and, if needed, a private Redis, in one go.
 
+--cluster ─▶ start a private 3-primary Redis Cluster (EmbeddedCluster) and use it
+     │ no
 REDIS_URL set?  ── yes ─▶ use it
      │ no
 localhost:6379 answers? ── yes ─▶ use it
@@ -19,13 +21,18 @@ import subprocess
 import sys
 from types import FrameType
 
+from server.embedded_cluster import EmbeddedCluster
 from server.embedded_redis import EmbeddedRedis, answers
 from taskstore.config import mask_url
 
 log = logging.getLogger("taskcast")
 
 
-def _redis_url() -> tuple[str, EmbeddedRedis | None]:
+def _redis_url(cluster: bool = False) -> tuple[str, EmbeddedRedis | EmbeddedCluster | None]:
+    if cluster:
+        nodes = EmbeddedCluster(primaries=3).start()
+        log.info("started a private 3-primary Redis Cluster on ports %s", nodes.ports)
+        return nodes.url, nodes
     configured = os.environ.get("REDIS_URL")
     if configured:
         log.info("using REDIS_URL=%s", mask_url(configured))
@@ -46,7 +53,7 @@ def _children(redis_url: str, host: str, port: int) -> list[subprocess.Popen[byt
     return [subprocess.Popen(worker, env=env), subprocess.Popen(api, env=env)]
 
 
-def _stop(children: list[subprocess.Popen[bytes]], redis: EmbeddedRedis | None) -> None:
+def _stop(children: list[subprocess.Popen[bytes]], redis: EmbeddedRedis | EmbeddedCluster | None) -> None:
     for child in reversed(children):
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
@@ -63,10 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the taskcast API and a worker.")
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    parser.add_argument("--cluster", action="store_true", help="run on a private 3-primary Redis Cluster")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
-        redis_url, embedded = _redis_url()
+        redis_url, embedded = _redis_url(args.cluster)
     except RuntimeError as e:  # no Redis to use and none to start: say what to install
         log.error("%s", e)
         return 1

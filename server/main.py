@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,6 +30,9 @@ from server.routes import dashboard, events, health, operations, tasks, ws
 from server.settings import Settings, get_settings
 from taskstore import TaskQueue, TaskStore
 from taskstore.connection import PackedConnection
+from taskstore.topology import Client, Topology, describe, detect, make_client
+
+log = logging.getLogger(__name__)
 
 GC_THRESHOLDS = (100_000, 50, 100)
 
@@ -42,15 +46,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        # A blocking pool: a burst waits for a free connection instead of failing.
-        pool = BlockingConnectionPool.from_url(
-            settings.redis_url,
-            max_connections=settings.redis_max_connections,
-            client_name="taskcast-api",
-            connection_class=PackedConnection,
-        )
-        redis = Redis.from_pool(pool)
-        keys = settings.keys
+        topology = await detect(settings.redis_url, settings.redis_cluster)
+        redis = _client(settings, topology)
+        keys = settings.keys_for(topology)
+        log.info("API on %s", describe(settings.redis_url, topology, keys.shard_count))
         app.state.settings = settings
         store = app.state.store = TaskStore(
             redis,
@@ -59,6 +58,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             cache_ttl=settings.cache_ttl,
             max_queue=settings.max_queue_length,
             retry_after=settings.retry_after,
+            wait_replicas=settings.submit_wait_replicas,
+            wait_ms=settings.submit_wait_ms,
         )
         queue = app.state.queue = TaskQueue(redis, keys)
         # The API's own, not a worker's: tasks are accepted (and /readyz is 200) before any
@@ -123,6 +124,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _mount_page(app, _static_dir(settings.static_dir))
     openapi.declare_security(app, required=api_key is not None)
     return app
+
+
+def _client(settings: Settings, topology: Topology) -> Client:
+    if topology.cluster:
+        return make_client(
+            settings.redis_url,
+            topology,
+            max_connections=settings.redis_max_connections,
+            client_name="taskcast-api",
+        )
+    # A blocking pool: a burst waits for a free connection instead of failing.
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        client_name="taskcast-api",
+        connection_class=PackedConnection,
+    )
+    return Redis.from_pool(pool)
 
 
 def _static_dir(configured: str) -> Path:

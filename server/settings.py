@@ -35,6 +35,10 @@ class Settings(BaseSettings, StoreConfig, LogConfig):
     worker_gone_after: float = Field(
         10.0, gt=0, description="seconds without a heartbeat after which GET /workers drops a worker"
     )
+    submit_wait_replicas: int = Field(
+        0, ge=0, description="replicas a submit waits for (Redis WAIT) before it answers; 0 = none"
+    )
+    submit_wait_ms: int = Field(100, ge=1, description="the most a submit waits for those replicas")
     static_dir: str = "static"
     validate_demo_params: bool = Field(
         True, description="422 for params beyond the demo handler's limits; false when HANDLER is your own"

@@ -12,12 +12,18 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import BaseModel, Field
 
 from taskstore.keys import Keys
+from taskstore.shards import MAX_SHARDS
+from taskstore.topology import Topology
 
 _QUERY_PASSWORD = re.compile(r"((?:^|&)password=)[^&]*", re.IGNORECASE)
 
 
 class StoreConfig(BaseModel):
     redis_url: str = "redis://localhost:6379/0"
+    redis_cluster: bool | None = Field(None, description="true|false overrides detecting a Redis Cluster")
+    queue_shards: int = Field(
+        0, ge=0, le=MAX_SHARDS, description="queue shards; 0 = 1 on a single node, 16 on a cluster"
+    )
     key_prefix: str = "taskcast"
     queue_key: str = "task_stream"
     cache_ttl: int = Field(600, ge=1, description="seconds a DONE result answers identical requests")
@@ -28,9 +34,10 @@ class StoreConfig(BaseModel):
         """REDIS_URL with its password masked: the only form of it a log line may show."""
         return mask_url(self.redis_url)
 
-    @property
-    def keys(self) -> Keys:
-        return Keys(prefix=self.key_prefix, queue=self.queue_key)
+    def keys_for(self, topology: Topology) -> Keys:
+        """The key names on `topology` (its default shard count unless QUEUE_SHARDS is set)."""
+        shard_count = topology.shards(self.queue_shards)
+        return Keys(self.key_prefix, self.queue_key, shard_count, legacy_queue=not topology.cluster)
 
 
 def mask_url(url: str) -> str:

@@ -1,7 +1,10 @@
-"""The dead-letter stream: a copy of every task that failed its last attempt.
+"""The dead-letter streams (one per shard): a copy of every task that failed its last attempt.
 
 The task itself stays FAILED (terminal); a dead letter is what an operator lists, requeues as a
-new task, or purges. Entries are never trimmed automatically.
+new task, or purges. Entries are never trimmed automatically. A letter lives in its task's shard
+(same hash tag as the task), so a script can write it with the FAILED state. Entry ids repeat
+across shards, so a letter's `ref` is "<shard tag>/<entry id>" (just the entry id in the queue
+of the layout before shards).
 """
 
 from __future__ import annotations
@@ -10,11 +13,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
-
 from taskstore.codec import encode_number
-from taskstore.keys import Keys
+from taskstore.keys import Keys, Shard
+from taskstore.topology import Client, Pipe
 
 _ENTRY_ID = re.compile(r"^\d+-\d+$")
 
@@ -27,6 +28,12 @@ class DeadLetter:
     request: str
     time: float
     entry_id: str = ""
+    shard: str = ""
+
+    @property
+    def ref(self) -> str:
+        """How an operator names this letter: unique over every shard."""
+        return f"{self.shard}/{self.entry_id}" if self.shard else self.entry_id
 
     def fields(self) -> dict[str, str]:
         return {
@@ -39,49 +46,86 @@ class DeadLetter:
 
 
 class DeadLetters:
-    def __init__(self, redis: Redis, keys: Keys | None = None) -> None:
+    def __init__(self, redis: Client, keys: Keys | None = None) -> None:
         self.redis = redis
         self.keys = keys or Keys()
 
-    def queue_add(self, pipe: Pipeline, letter: DeadLetter) -> None:
-        """Queue the XADD of `letter` into `pipe`."""
-        pipe.xadd(self.keys.dead_letter, letter.fields())  # type: ignore[arg-type]
+    def queue_add(self, pipe: Pipe, letter: DeadLetter) -> None:
+        """Queue the XADD of `letter` into `pipe`, in its task's shard."""
+        pipe.xadd(self._stream_of(letter.task_id), letter.fields())  # type: ignore[arg-type]
 
     async def add(self, letter: DeadLetter) -> str:
-        entry_id = await self.redis.xadd(self.keys.dead_letter, letter.fields())  # type: ignore[arg-type]
-        return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+        """Write `letter`; its ref."""
+        shard = self.keys.shard_of_task(letter.task_id)
+        entry_id = await self.redis.xadd(shard.dead_letter, letter.fields())  # type: ignore[arg-type]
+        text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+        return f"{shard.tag}/{text}" if shard.tag else text
 
     async def newest(self, count: int) -> list[DeadLetter]:
-        """The newest `count` dead letters, newest first."""
-        reply: Any = await self.redis.xrevrange(self.keys.dead_letter, count=count)
-        return [_letter(entry_id, fields) for entry_id, fields in reply]
+        """The newest `count` dead letters over every shard, newest first."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard in self.keys.all_shards:
+                pipe.xrevrange(shard.dead_letter, count=count)
+            replies: list[Any] = await pipe.execute()
+        letters = [
+            _letter(shard, entry_id, fields)
+            for shard, reply in zip(self.keys.all_shards, replies, strict=True)
+            for entry_id, fields in reply
+        ]
+        letters.sort(key=lambda letter: (letter.time, *map(int, letter.entry_id.split("-"))), reverse=True)
+        return letters[:count]
 
     async def list(self, count: int | None = None) -> list[DeadLetter]:
-        """The oldest `count` dead letters (all when None)."""
-        reply: Any = await self.redis.xrange(self.keys.dead_letter, count=count)
-        return [_letter(entry_id, fields) for entry_id, fields in reply]
+        """The oldest `count` dead letters over every shard (all when None), oldest first."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard in self.keys.all_shards:
+                pipe.xrange(shard.dead_letter, count=count)
+            replies: list[Any] = await pipe.execute()
+        letters = [
+            _letter(shard, entry_id, fields)
+            for shard, reply in zip(self.keys.all_shards, replies, strict=True)
+            for entry_id, fields in reply
+        ]
+        letters.sort(key=lambda letter: (letter.time, *map(int, letter.entry_id.split("-"))))
+        return letters if count is None else letters[:count]
 
     async def find(self, ident: str) -> DeadLetter | None:
-        """The dead letter with this entry id, or the newest one of this task id."""
-        if _ENTRY_ID.match(ident):
-            reply: Any = await self.redis.xrange(self.keys.dead_letter, ident, ident)
-            return _letter(*reply[0]) if reply else None
+        """The dead letter with this ref, or the newest one of this task id."""
+        shard, entry_id = self._parse_ref(ident)
+        if shard is not None:
+            reply: Any = await self.redis.xrange(shard.dead_letter, entry_id, entry_id)
+            return _letter(shard, *reply[0]) if reply else None
         matches = [letter for letter in await self.list() if letter.task_id == ident]
         return matches[-1] if matches else None
 
-    async def remove(self, entry_id: str) -> bool:
-        return bool(await self.redis.xdel(self.keys.dead_letter, entry_id))
+    async def remove(self, letter: DeadLetter) -> bool:
+        return bool(await self.redis.xdel(self._stream_of(letter.task_id, letter.shard), letter.entry_id))
 
     async def purge(self) -> int:
         """Delete every dead letter; how many there were."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xlen(self.keys.dead_letter)
-            pipe.delete(self.keys.dead_letter)
-            count, _ = await pipe.execute()
-        return int(count)
+        count = 0
+        for shard in self.keys.all_shards:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.xlen(shard.dead_letter)
+                pipe.delete(shard.dead_letter)
+                length, _ = await pipe.execute()
+            count += int(length)
+        return count
+
+    def _stream_of(self, task_id: str, tag: str | None = None) -> str:
+        if tag is None:
+            return self.keys.shard_of_task(task_id).dead_letter
+        return next(s.dead_letter for s in self.keys.all_shards if s.tag == tag)
+
+    def _parse_ref(self, ident: str) -> tuple[Shard | None, str]:
+        tag, _, entry_id = ident.rpartition("/")
+        if not _ENTRY_ID.match(entry_id):
+            return None, ""
+        shard = next((s for s in self.keys.all_shards if s.tag == tag), None)
+        return shard, entry_id
 
 
-def _letter(entry_id: bytes, fields: dict[bytes, bytes]) -> DeadLetter:
+def _letter(shard: Shard, entry_id: bytes, fields: dict[bytes, bytes]) -> DeadLetter:
     def text(name: str) -> str:
         return fields.get(name.encode(), b"").decode(errors="replace")
 
@@ -92,4 +136,5 @@ def _letter(entry_id: bytes, fields: dict[bytes, bytes]) -> DeadLetter:
         request=text("request"),
         time=float(text("time") or 0),
         entry_id=entry_id.decode(),
+        shard=shard.tag,
     )

@@ -1,14 +1,14 @@
-"""How deep the queue is, read in one round trip: what `/metrics` reports about the backlog."""
+"""How deep the queue is, per shard and in sum: what `/metrics` and `/readyz` report."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from taskstore.keys import Keys
+from taskstore.topology import Client
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,14 +19,32 @@ class QueueDepth:
     dead: int  # entries in the dead-letter stream
 
 
-async def queue_depth(redis: Redis, keys: Keys) -> QueueDepth:
-    """Stream length, pending entries, delayed retries and dead letters, pipelined."""
+@dataclass(frozen=True, slots=True)
+class ShardedDepth:
+    total: QueueDepth
+    shards: dict[str, QueueDepth]  # by shard tag; "" is the queue of the layout before shards
+
+
+async def queue_depth(redis: Client, keys: Keys) -> ShardedDepth:
+    """Stream length, pending entries, delayed retries and dead letters of every shard, pipelined."""
+    shards = keys.all_shards
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.xlen(keys.stream)
-        pipe.xpending(keys.stream, keys.group)
-        pipe.zcard(keys.delayed)
-        pipe.xlen(keys.dead_letter)
-        length, pending, delayed, dead = await pipe.execute(raise_on_error=False)
+        for shard in shards:
+            pipe.xlen(shard.stream)
+            pipe.xpending(shard.stream, keys.group)
+            pipe.zcard(shard.delayed)
+            pipe.xlen(shard.dead_letter)
+        replies = await pipe.execute(raise_on_error=False)
+    per_shard = {s.tag: _depth(replies[4 * i : 4 * i + 4]) for i, s in enumerate(shards)}
+    depths = per_shard.values()
+    total = QueueDepth(
+        *(sum(getattr(d, f) for d in depths) for f in ("length", "pending", "delayed", "dead"))
+    )
+    return ShardedDepth(total, per_shard)
+
+
+def _depth(replies: list[Any]) -> QueueDepth:
+    length, pending, delayed, dead = replies
     for reply in (length, delayed, dead):
         if isinstance(reply, Exception):
             raise reply

@@ -18,11 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
-
 from taskstore.keys import Keys
 from taskstore.model import TaskStatus
+from taskstore.shards import looks_like_task_id
+from taskstore.topology import Client, Pipe
 
 DEFAULT_KIND = "default"
 
@@ -34,15 +33,16 @@ def task_kind(kind: str | None = None) -> str:
     return DEFAULT_KIND
 
 
-def status_indexes(keys: Keys, kind: str) -> list[str]:
-    """The kind's index keys in the order the scripts expect them (TaskStatus order)."""
-    return [keys.index(kind, status.value) for status in TaskStatus]
+def status_indexes(keys: Keys, kind: str) -> list[list[str]]:
+    """The kind's index keys per status (TaskStatus order), each over every shard."""
+    return [[keys.index(kind, status.value, tag) for tag in keys.index_tags] for status in TaskStatus]
 
 
-def move_indexes(keys: Keys, kind: str, to: TaskStatus) -> list[str]:
+def move_indexes(keys: Keys, kind: str, to: TaskStatus, tag: str) -> list[str]:
     """The indexes a move touches, as transition.lua takes them: PENDING, RUNNING (the only
-    statuses a task can leave) and the target's."""
-    return [keys.index(kind, TaskStatus.PENDING), keys.index(kind, TaskStatus.RUNNING), keys.index(kind, to)]
+    statuses a task can leave) and the target's, all in the task's shard (`tag`)."""
+    statuses = (TaskStatus.PENDING, TaskStatus.RUNNING, to)
+    return [keys.index(kind, status, tag) for status in statuses]
 
 
 class MoveKeys:
@@ -51,16 +51,18 @@ class MoveKeys:
 
     def __init__(self, keys: Keys) -> None:
         self.keys = keys
-        self._cache: dict[tuple[str, TaskStatus, int], list[str]] = {}
+        self._cache: dict[tuple[str, TaskStatus, int, str], list[str]] = {}
 
-    def __call__(self, kind: str, to: TaskStatus) -> list[str]:
+    def __call__(self, kind: str, to: TaskStatus, tag: str) -> list[str]:
+        """Those of a task in the shard with `tag` (the task's own slot)."""
         minute = int(time.time()) // 60 if to in (TaskStatus.DONE, TaskStatus.FAILED) else 0
-        found = self._cache.get((kind, to, minute))
+        found = self._cache.get((kind, to, minute, tag))
         if found is None:
-            if len(self._cache) > 64:
+            if len(self._cache) > 64 * (len(self.keys.index_tags) + 1):
                 self._cache.clear()  # last minute's buckets
-            found = move_indexes(self.keys, kind, to) + ([self.keys.ends(kind, minute)] if minute else [])
-            self._cache[(kind, to, minute)] = found
+            ends = [self.keys.ends(kind, minute, tag)] if minute else []
+            found = move_indexes(self.keys, kind, to, tag) + ends
+            self._cache[(kind, to, minute, tag)] = found
         return found
 
 
@@ -76,7 +78,7 @@ class Cursor:
     def decode(cls, text: str) -> Cursor:
         """ValueError unless `text` is what `encode` gives."""
         created, sep, task_id = text.partition("~")
-        if not sep or not task_id or not task_id.isalnum():
+        if not sep or not looks_like_task_id(task_id):
             raise ValueError(f"not a task list cursor: {text[:80]!r}")
         return cls(float(created), task_id)
 
@@ -88,13 +90,16 @@ class Page:
 
 
 class TaskIndex:
-    def __init__(self, redis: Redis, keys: Keys, *, result_ttl: int) -> None:
+    def __init__(self, redis: Client, keys: Keys, *, result_ttl: int) -> None:
         self.redis = redis
         self.keys = keys
         self.result_ttl = result_ttl
 
     def index_keys(self, kinds: Sequence[str], statuses: Sequence[TaskStatus]) -> list[str]:
-        return [self.keys.index(kind, status.value) for kind in kinds for status in statuses]
+        tags = self.keys.index_tags
+        return [
+            self.keys.index(kind, status.value, tag) for kind in kinds for status in statuses for tag in tags
+        ]
 
     async def page(
         self, index_keys: Sequence[str], limit: int, cursor: Cursor | None = None, now: float | None = None
@@ -125,7 +130,7 @@ class TaskIndex:
         return [[(float(score), _text(member)) for member, score in reply] for reply in replies]
 
 
-def _queue_below(pipe: Pipeline, key: str, cursor: Cursor | None, count: int, oldest: float) -> None:
+def _queue_below(pipe: Pipe, key: str, cursor: Cursor | None, count: int, oldest: float) -> None:
     top: float | str = "+inf"
     if cursor is not None:
         # Rows sharing the cursor's score are told apart by id (filtered by the caller).

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydantic import BaseModel
-from redis.asyncio import Redis
 
 from taskstore.depth import queue_depth
 from taskstore.index import status_indexes
 from taskstore.keys import Keys
 from taskstore.model import TaskStatus
+from taskstore.topology import Client
 
 WINDOW = 60  # seconds behind the rates
 
@@ -49,28 +49,34 @@ def kind_keys(keys: Keys, kind: str) -> Keys:
     return keys
 
 
-async def read_stats(redis: Redis, keys: Keys, kinds: Sequence[str], now: float | None = None) -> Stats:
+async def read_stats(redis: Client, keys: Keys, kinds: Sequence[str], now: float | None = None) -> Stats:
     now = time.time() if now is None else now
     minute = int(now) // 60
+    tags = keys.index_tags  # every index and end bucket is one shard's: read them all, add up
     async with redis.pipeline(transaction=False) as pipe:
         for kind in kinds:
-            for key in status_indexes(keys, kind):
-                pipe.zcard(key)
-            pipe.hgetall(keys.ends(kind, minute - 1))
-            pipe.hgetall(keys.ends(kind, minute))
+            for shard_keys in status_indexes(keys, kind):
+                for key in shard_keys:
+                    pipe.zcard(key)
+            for tag in tags:
+                pipe.hgetall(keys.ends(kind, minute - 1, tag))
+                pipe.hgetall(keys.ends(kind, minute, tag))
         replies: list[Any] = await pipe.execute()
-    per_kind, n = len(TaskStatus) + 2, len(TaskStatus)
+    n = len(TaskStatus) * len(tags)
+    per_kind = n + 2 * len(tags)
     stats, totals = {}, Ends()
     for i, kind in enumerate(kinds):
         replies_of_kind = replies[i * per_kind : (i + 1) * per_kind]
-        counts, ends = replies_of_kind[:n], Ends.of(replies_of_kind[n:])
+        zcards = replies_of_kind[:n]
+        counts = [sum(int(c) for c in zcards[j : j + len(tags)]) for j in range(0, n, len(tags))]
+        ends = Ends.of(replies_of_kind[n:])
         totals.merge(ends)
         stats[kind] = await _kind_stats(redis, kind_keys(keys, kind), counts, ends, int(now))
     return Stats(time=now, kinds=stats, seconds=totals.series(int(now) - 2 * WINDOW, int(now)))
 
 
-async def _kind_stats(redis: Redis, keys: Keys, counts: list[int], ends: Ends, now: int) -> KindStats:
-    depth = await queue_depth(redis, keys)
+async def _kind_stats(redis: Client, keys: Keys, counts: list[int], ends: Ends, now: int) -> KindStats:
+    depth = (await queue_depth(redis, keys)).total
     done, failed = ends.total(now - WINDOW, now)
     return KindStats(
         queued=max(0, depth.length - depth.pending),

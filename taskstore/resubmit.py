@@ -38,8 +38,8 @@ async def requeue_dead_letter(letters: DeadLetters, store: TaskStore, ident: str
     letter = await letters.find(ident)
     if letter is None:
         raise DeadLetterNotFound(ident)
-    submission = await _submit(store, letter.entry_id, letter.request)
-    await letters.remove(letter.entry_id)
+    submission = await _submit(store, letter.ref, letter.request)
+    await letters.remove(letter)
     return Requeued(letter, submission)
 
 

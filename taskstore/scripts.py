@@ -10,11 +10,10 @@ import hashlib
 from importlib.resources import files
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError
 
 from taskstore.model import ALLOWED
+from taskstore.topology import Client, Pipe
 
 
 def _read(name: str) -> str:
@@ -34,15 +33,18 @@ class Script:
         self.text = text
         self.sha = hashlib.sha1(text.encode()).hexdigest()
 
-    async def __call__(self, redis: Redis, keys: list[str], args: list[str | int]) -> Any:
+    async def __call__(self, redis: Client, keys: list[str], args: list[str | int]) -> Any:
         try:
             return await redis.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:
             await redis.script_load(self.text)
             return await redis.evalsha(self.sha, len(keys), *keys, *args)
 
-    def queue(self, pipe: Pipeline, keys: list[str], args: list[str | int]) -> None:
-        pipe.evalsha(self.sha, len(keys), *keys, *args)
+    def queue(self, pipe: Pipe, keys: list[str], args: list[str | int], **target: Any) -> None:
+        # redis-py's cluster pipeline blocks its evalsha() method (a script's keys may span
+        # slots); ours never do, and the command itself routes by its first key's slot (or by
+        # `target`, topology.route(), which saves the cluster client finding the slot).
+        pipe.execute_command("EVALSHA", self.sha, len(keys), *keys, *args, **target)
 
 
 class Scripts:
@@ -54,6 +56,6 @@ class Scripts:
         self.transition = Script(prefix + _read("transition.lua"))
         self.snapshot = Script(prefix + _read("snapshot.lua"))
 
-    async def load(self, redis: Redis) -> None:
+    async def load(self, redis: Client) -> None:
         for script in (self.submit, self.transition, self.snapshot):
             await redis.script_load(script.text)

@@ -8,22 +8,23 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError, ResponseError
 
 from taskstore import codec
+from taskstore.admission import Admission
 from taskstore.coalesce import Coalescer
 from taskstore.errors import QueueFull, TaskNotFound, TransitionRejected
 from taskstore.index import MoveKeys, task_kind
 from taskstore.keys import Keys
 from taskstore.model import TaskStatus
 from taskstore.scripts import Script, Scripts
+from taskstore.topology import Client, Pipe, is_cluster, primaries_of, route
 
 ScriptCall = tuple[list[str], list[str | int]]
 
 
 def new_task_id() -> str:
+    """32 random hex digits: the unique part of a task id, or an attempt token."""
     return os.urandom(16).hex()
 
 
@@ -62,13 +63,15 @@ class Moved:
 class TaskStore:
     def __init__(
         self,
-        redis: Redis,
+        redis: Client,
         keys: Keys | None = None,
         *,
         result_ttl: int = 86400,
         cache_ttl: int = 600,
         max_queue: int = 0,
         retry_after: int = 1,
+        wait_replicas: int = 0,
+        wait_ms: int = 100,
     ) -> None:
         self.redis = redis
         self.keys = keys or Keys()
@@ -78,7 +81,11 @@ class TaskStore:
         self.retry_after = retry_after
         self.scripts = Scripts()
         self._move_keys = MoveKeys(self.keys)
-        self._submits: Coalescer[ScriptCall] = Coalescer(partial(self._pipeline, self.scripts.submit))
+        self.publish = "SPUBLISH" if is_cluster(redis) else "PUBLISH"
+        self.admission = Admission(redis, self.keys, max_queue, retry_after)
+        self.wait_replicas = wait_replicas
+        self.wait_ms = wait_ms
+        self._submits: Coalescer[ScriptCall] = Coalescer(self._submit_batch)
         self._snapshots: Coalescer[ScriptCall] = Coalescer(partial(self._pipeline, self.scripts.snapshot))
 
     async def submit(self, prompt: str, params: dict[str, Any]) -> Submission:
@@ -88,12 +95,20 @@ class TaskStore:
         """
         request = codec.encode_request(prompt, params)
         sig = codec.signature(request)
-        task_id = new_task_id()
-        kind = task_kind()
-        pending, done = self.keys.index(kind, TaskStatus.PENDING), self.keys.index(kind, TaskStatus.DONE)
-        keys = [self.keys.cache(sig), self.keys.task(task_id), self.keys.stream, pending, done]
+        task_id = self.keys.new_task_id(sig, new_task_id())
+        shard, kind = self.keys.shard_of_signature(sig), task_kind()
+        pending = self.keys.index(kind, TaskStatus.PENDING, shard.tag)
+        done = self.keys.index(kind, TaskStatus.DONE, shard.tag)
+        keys = [self.keys.cache(sig), self.keys.task(task_id), shard.stream, pending, done]
         args: list[str | int] = [task_id, request.decode(), sig, self.result_ttl, self.cache_ttl]
-        outcome, value = await self._submits.call((keys, [*args, self.max_queue]))
+        await self.admission.reserve()
+        try:
+            outcome, value = await self._submits.call((keys, [*args, self.max_queue]))
+        except BaseException:
+            self.admission.release()
+            raise
+        if outcome != b"queued":
+            self.admission.release()
         if outcome == b"full":
             raise QueueFull(int(value), self.max_queue, self.retry_after)
         if outcome == b"cached":
@@ -135,7 +150,7 @@ class TaskStore:
         return self._moved(move, reply)
 
     async def move_many(
-        self, moves: Sequence[Move], also: Callable[[Pipeline], None] | None = None
+        self, moves: Sequence[Move], also: Callable[[Pipe], None] | None = None
     ) -> list[Moved | TransitionRejected]:
         """Apply moves in one pipelined round trip; a rejected one is returned, not raised.
 
@@ -149,9 +164,23 @@ class TaskStore:
         """Move a PENDING or RUNNING task to CANCELLED."""
         return await self.move(Move(task_id, TaskStatus.CANCELLED, {"progress": ""}))
 
-    def queue_cache_write(self, pipe: Pipeline, signature: str, result_json: str) -> None:
+    def queue_cache_write(self, pipe: Pipe, signature: str, result_json: str) -> None:
         """Queue the cache entry of a DONE request into `pipe`."""
         pipe.set(self.keys.cache(signature), result_json, ex=self.cache_ttl)
+
+    async def _submit_batch(self, calls: Sequence[ScriptCall]) -> list[Any]:
+        also = partial(self._queue_waits, [keys[1] for keys, _ in calls]) if self.wait_replicas else None
+        return await self._pipeline(self.scripts.submit, calls, also)
+
+    def _queue_waits(self, task_keys: list[str], pipe: Pipe) -> None:
+        """WAIT for replicas after the submits, on each primary that took one (SUBMIT_WAIT_REPLICAS).
+
+        WAIT counts the writes of its own connection, so it goes in the same pipeline: after the
+        scripts on that primary's connection. Fewer replicas in time is not an error (the task
+        exists on the primary); it only narrows the window in which a failover can lose it.
+        """
+        for target in primaries_of(self.redis, task_keys):
+            pipe.execute_command("WAIT", self.wait_replicas, self.wait_ms, **target)
 
     def _move_call(self, move: Move) -> ScriptCall:
         args: list[str | int] = [
@@ -162,16 +191,18 @@ class TaskStore:
             move.new_token,
             "1" if move.new_attempt else "0",
             self.result_ttl,
+            self.publish,
         ]
         for name, value in move.fields.items():
             args += [name, value]
-        keys = [self.keys.task(move.task_id), *self._move_keys(task_kind(move.kind), move.to)]
+        shard = self.keys.shard_of_task(move.task_id)
+        keys = [self.keys.task(move.task_id), *self._move_keys(task_kind(move.kind), move.to, shard.tag)]
         if move.dead_letter and move.to == TaskStatus.FAILED:
-            keys.append(self.keys.dead_letter)  # after the end bucket, which FAILED always has
+            keys.append(shard.dead_letter)  # after the end bucket, which FAILED always has
         return keys, args
 
     async def _pipeline(
-        self, script: Script, calls: Sequence[ScriptCall], also: Callable[[Pipeline], None] | None = None
+        self, script: Script, calls: Sequence[ScriptCall], also: Callable[[Pipe], None] | None = None
     ) -> list[Any]:
         replies = await self._send(script, calls, range(len(calls)), [None] * len(calls), also)
         missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
@@ -187,11 +218,12 @@ class TaskStore:
         calls: Sequence[ScriptCall],
         todo: Sequence[int],
         replies: list[Any],
-        also: Callable[[Pipeline], None] | None = None,
+        also: Callable[[Pipe], None] | None = None,
     ) -> list[Any]:
         async with self.redis.pipeline(transaction=False) as pipe:
             for i in todo:
-                script.queue(pipe, *calls[i])
+                keys, args = calls[i]
+                script.queue(pipe, keys, args, **route(self.redis, keys[0]))
             if also is not None:
                 also(pipe)
             sent = await pipe.execute(raise_on_error=False)

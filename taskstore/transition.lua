@@ -4,6 +4,7 @@
 --   move to FAILED, the dead-letter stream: the task's dead letter is added in the same step,
 --   so no crash can leave a FAILED task without one.
 -- ARGV: task_id, channel, wanted, expected_token, new_token, bump_attempts, ttl,
+--       publish command (PUBLISH, or SPUBLISH on a cluster: the channel shares the hash's slot),
 --       then field/value pairs; an empty value deletes the field.
 -- Returns {1, state_json[, request, signature]} or {0, reason, current_status}.
 local key = KEYS[1]
@@ -30,7 +31,7 @@ if new_token ~= '' then
   redis.call('HSET', key, 'token', new_token)
 end
 redis.call('HSET', key, 'status', wanted, 'updated_at', now())
-for i = 8, #ARGV, 2 do
+for i = 9, #ARGV, 2 do
   if ARGV[i + 1] == '' then
     redis.call('HDEL', key, ARGV[i])
   else
@@ -49,7 +50,7 @@ if KEYS[6] and wanted == 'FAILED' then
   redis.call('XADD', KEYS[6], '*', 'task_id', task_id, 'error', f[1] or '', 'attempts', f[2] or '0',
     'request', f[3] or '', 'time', now())
 end
-redis.call('PUBLISH', channel, state)
+redis.call(ARGV[8], channel, state)
 if new_token ~= '' then
   local req = redis.call('HMGET', key, 'request', 'signature')
   return {1, state, req[1] or '', req[2] or ''}

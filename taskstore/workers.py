@@ -15,9 +15,9 @@ import time
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
-from redis.asyncio import Redis
 
 from taskstore.keys import Keys
+from taskstore.topology import Client
 
 
 class WorkerBeat(BaseModel):
@@ -36,7 +36,7 @@ class WorkerBeat(BaseModel):
 
 
 class Heartbeats:
-    def __init__(self, redis: Redis, keys: Keys) -> None:
+    def __init__(self, redis: Client, keys: Keys) -> None:
         self.redis = redis
         self.keys = keys
 

@@ -11,11 +11,14 @@ import httpx
 import pytest
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
+from server.embedded_cluster import EmbeddedCluster
 from server.main import create_app
 from server.ops import logs
 from server.settings import Settings
 from taskstore import Keys, TaskQueue, TaskStore
+from taskstore.topology import Client, Topology, make_client
 from tests.helpers import ROOT, RedisProcess, ServedApp
 from worker.handlers import load_handler
 from worker.runner import Runner
@@ -68,9 +71,31 @@ def redis_server() -> Iterator[str]:
     server.remove()
 
 
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[EmbeddedCluster]:
+    """A 3-primary Redis Cluster, started the first time a test asks for the cluster topology."""
+    cluster = EmbeddedCluster(primaries=3).start()
+    yield cluster
+    cluster.remove()
+
+
 @pytest.fixture
-async def redis(clean_redis: str) -> AsyncIterator[Redis]:
-    client = Redis.from_url(clean_redis)
+def topology(request: pytest.FixtureRequest) -> Topology:
+    """Single node unless the test is parametrized with `both_topologies` (tests/helpers.py)."""
+    return Topology(cluster=getattr(request, "param", "single") == "cluster")
+
+
+@pytest.fixture
+def keys(topology: Topology) -> Keys:
+    """The default key names on the test's topology (1 queue shard, or 16 on the cluster)."""
+    return Keys(shard_count=topology.shards(0), legacy_queue=not topology.cluster)
+
+
+@pytest.fixture
+async def redis(clean_redis: str, topology: Topology) -> AsyncIterator[Redis | RedisCluster]:
+    client: Redis | RedisCluster = (
+        RedisCluster.from_url(clean_redis) if topology.cluster else Redis.from_url(clean_redis)
+    )
     yield client
     await client.aclose()
 
@@ -84,8 +109,13 @@ def own_redis() -> Iterator[RedisProcess]:
 
 
 @pytest.fixture
-def clean_redis(redis_server: str) -> str:
-    """The session server's URL, its database emptied for this test."""
+def clean_redis(topology: Topology, request: pytest.FixtureRequest) -> str:
+    """The session server's (or cluster's) URL, its data emptied for this test."""
+    if topology.cluster:
+        cluster: EmbeddedCluster = request.getfixturevalue("redis_cluster")
+        cluster.flush()
+        return cluster.url
+    redis_server: str = request.getfixturevalue("redis_server")
     client = SyncRedis.from_url(redis_server)
     client.flushdb()
     client.close()
@@ -107,13 +137,13 @@ def make_worker_settings(clean_redis: str) -> Callable[..., WorkerSettings]:
 
 
 @pytest.fixture
-def store(redis: Redis) -> TaskStore:
-    return TaskStore(redis, Keys())
+def store(redis: Redis, keys: Keys) -> TaskStore:
+    return TaskStore(redis, keys)
 
 
 @pytest.fixture
-def queue(redis: Redis) -> TaskQueue:
-    return TaskQueue(redis, Keys())
+def queue(redis: Redis, keys: Keys) -> TaskQueue:
+    return TaskQueue(redis, keys)
 
 
 @pytest.fixture(autouse=True)
@@ -169,15 +199,15 @@ async def client(live_server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def start_worker(
-    make_worker_settings: Callable[..., WorkerSettings],
+    make_worker_settings: Callable[..., WorkerSettings], topology: Topology
 ) -> AsyncIterator[Callable[..., Runner]]:
     """Factory: run an in-process worker on the test's loop; stopped and awaited at teardown."""
-    running: list[tuple[asyncio.Event, asyncio.Task[None], Redis]] = []
+    running: list[tuple[asyncio.Event, asyncio.Task[None], Client]] = []
 
     def start(**overrides: Any) -> Runner:
         ws = make_worker_settings(**overrides)
-        redis = Redis.from_url(ws.redis_url)
-        runner = Runner(ws, redis, load_handler(ws.handler))
+        redis = make_client(ws.redis_url, topology)
+        runner = Runner(ws, redis, ws.keys_for(topology), load_handler(ws.handler))
         stop = asyncio.Event()
         running.append((stop, asyncio.create_task(runner.run(stop)), redis))
         return runner

@@ -12,8 +12,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import uvicorn
 from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import RedisCluster
 from starlette.types import ASGIApp
 
 from server.embedded_redis import EmbeddedRedis, free_port
@@ -21,7 +24,29 @@ from taskstore import Keys
 
 ROOT = Path(__file__).resolve().parents[1]
 
-__all__ = ["RedisProcess", "ServedApp", "free_port", "keys_written", "spawn_api", "spawn_worker", "wait_for"]
+__all__ = [
+    "RedisProcess",
+    "ServedApp",
+    "both_topologies",
+    "free_port",
+    "keys_written",
+    "spawn_api",
+    "spawn_worker",
+    "wait_for",
+]
+
+# Runs a test (or, as `pytestmark`, a module) on a single node and on a 3-primary cluster.
+both_topologies = pytest.mark.parametrize("topology", ["single", "cluster"], indirect=True)
+
+
+async def listen(redis: Redis | RedisCluster, channel: str) -> tuple[PubSub, Callable[..., Awaitable[Any]]]:
+    """A pub/sub subscribed to a task's channel (SSUBSCRIBE on a cluster) and its get-message call."""
+    pubsub = redis.pubsub()
+    if isinstance(redis, RedisCluster):
+        await pubsub.ssubscribe(channel)
+        return pubsub, pubsub.get_sharded_message
+    await pubsub.subscribe(channel)
+    return pubsub, pubsub.get_message
 
 
 class RedisProcess(EmbeddedRedis):
@@ -47,10 +72,14 @@ async def wait_for(
 
 
 async def keys_written(redis: Redis, keys: Keys | None = None) -> list[bytes]:
-    """What requests wrote: every key but the task stream while it stays as the API created it
-    at start (empty, with the workers' group)."""
-    stream = (keys or Keys()).stream.encode()
-    return [k for k in await redis.keys("*") if k != stream or await redis.xlen(stream)]
+    """What requests wrote: every key but the queue's shard streams while they stay as the API
+    created them at start (empty, with the workers' group), whatever the number of shards."""
+    queue = (keys or Keys()).queue.encode()
+    written = []
+    for key in await redis.keys("*"):
+        if not key.startswith(queue) or await redis.type(key) != b"stream" or await redis.xlen(key):
+            written.append(key)
+    return written
 
 
 def spawn_worker(redis_url: str, **env: str) -> subprocess.Popen[bytes]:

@@ -34,6 +34,7 @@ from redis.asyncio import Redis
 
 from server.embedded_redis import free_port
 from taskstore import TaskQueue, TaskStore
+from taskstore.topology import Topology
 from tools.bench_common import NOOP_HANDLER, redis_url
 from worker.runner import run
 from worker.settings import WorkerSettings
@@ -80,7 +81,7 @@ def profile_worker(args: argparse.Namespace, redis: str, profiler: cProfile.Prof
 
 async def _prefill(settings: WorkerSettings, count: int) -> None:
     redis = Redis.from_url(settings.redis_url)
-    keys = settings.keys
+    keys = settings.keys_for(Topology(cluster=False))
     store, run = TaskStore(redis, keys, max_queue=0), os.urandom(4).hex()
     try:
         await TaskQueue(redis, keys).ensure_group()

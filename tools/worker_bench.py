@@ -27,6 +27,7 @@ if not __package__:  # run as `python tools/worker_bench.py`: import from the re
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from taskstore import Keys, TaskQueue, TaskStore
+from taskstore.depth import queue_depth
 from tools.bench_common import NOOP_HANDLER, cpu_seconds, machine, redis_url, worker_process
 
 POLL = 0.005
@@ -54,25 +55,25 @@ async def prefill(store: TaskStore, count: int, run: str, chunk: int = 2000) -> 
     return ids
 
 
-async def pending(redis: Redis, keys: Keys) -> int:
-    summary = await redis.xpending(keys.stream, keys.group)
-    return int(summary["pending"])
+async def pending(queue: TaskQueue) -> int:
+    depth = await queue_depth(queue.redis, queue.keys)
+    return depth.total.pending
 
 
-async def wait_started(redis: Redis, keys: Keys, total: int, timeout: float) -> None:
+async def wait_started(queue: TaskQueue, total: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while await redis.xlen(keys.stream) == total and await pending(redis, keys) == 0:
+    while await queue.backlog() == total and await pending(queue) == 0:
         if time.monotonic() > deadline:
             raise SystemExit(f"the worker did not start reading within {timeout:g} s")
         await asyncio.sleep(POLL)
 
 
-async def wait_drained(redis: Redis, keys: Keys, timeout: float) -> None:
+async def wait_drained(queue: TaskQueue, timeout: float) -> None:
     deadline = time.monotonic() + timeout
-    while await redis.xlen(keys.stream) > 0:
+    while await queue.backlog() > 0:
         if time.monotonic() > deadline:
-            left = await redis.xlen(keys.stream)
-            raise SystemExit(f"{left} entries still in the stream after {timeout:g} s")
+            left = await queue.backlog()
+            raise SystemExit(f"{left} entries still in the streams after {timeout:g} s")
         await asyncio.sleep(POLL)
 
 
@@ -108,9 +109,9 @@ async def drain(args: argparse.Namespace, url: str, keys: Keys, total: int) -> D
     redis = Redis.from_url(url)
     try:
         with worker_process(url, **settings) as proc:
-            await wait_started(redis, keys, total, timeout=30)
+            await wait_started(TaskQueue(redis, keys), total, timeout=30)
             start, cpu0, rcpu0 = time.perf_counter(), cpu_seconds(proc.pid), await redis_cpu(redis)
-            await wait_drained(redis, keys, timeout=args.timeout)
+            await wait_drained(TaskQueue(redis, keys), timeout=args.timeout)
             seconds = time.perf_counter() - start
             worker_cpu, rcpu = cpu_seconds(proc.pid) - cpu0, await redis_cpu(redis) - rcpu0
         return Drain(total, seconds, worker_cpu, rcpu)
@@ -131,7 +132,7 @@ async def bench(args: argparse.Namespace, url: str) -> int:
         print(f"prefill: {len(ids)} tasks via TaskStore.submit in {fill:.2f} s ({len(ids) / fill:,.0f}/s)")
         result = await drain(args, url, keys, len(ids))
         done, at_three = await verify(redis, keys, ids)
-        await redis.delete(keys.stream)
+        await redis.delete(*(shard.stream for shard in keys.all_shards))
     finally:
         await redis.aclose()
     report(args, result, done, at_three)

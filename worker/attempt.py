@@ -135,7 +135,7 @@ class Executor:
         fields = {"error": error}
         move = Move(entry.task_id, TaskStatus.FAILED, fields, new_token=new_task_id(), dead_letter=True)
         result, _ = await self._write(move)
-        self.batcher.ack(entry.entry_id)
+        self.batcher.ack(entry)
         if isinstance(result, Moved):
             log.warning("task %s dead-lettered: %s", entry.task_id, error, extra={"task_id": entry.task_id})
 
@@ -144,7 +144,7 @@ class Executor:
         # No task state to move, so nothing to pair the letter with: one XADD, before the ack.
         letter = DeadLetter(entry.task_id, error, 0, "", time.time())
         self.batcher.also(partial(self.letters.queue_add, letter=letter))
-        self.batcher.ack(entry.entry_id)
+        self.batcher.ack(entry)
         log.warning(
             "task %s dead-lettered without running: %s",
             entry.task_id,
@@ -218,7 +218,7 @@ class Executor:
                 self.completed += 1
                 self.done += move.to == TaskStatus.DONE
                 self.failed += move.to == TaskStatus.FAILED
-            self.batcher.ack(job.entry.entry_id)
+            self.batcher.ack(job.entry)
             return True
         if result.reason == "stale attempt":
             # A newer attempt (another worker reclaimed this entry) owns the task and the entry now.
@@ -230,7 +230,7 @@ class Executor:
             )
             return False
         log.info("task %s: %s", move.task_id, result, extra={"task_id": move.task_id})
-        self.batcher.ack(job.entry.entry_id)
+        self.batcher.ack(job.entry)
         return False
 
     async def _write(self, move: Move) -> tuple[Moved | TransitionRejected, bool]:
@@ -252,7 +252,7 @@ class Executor:
 
     def _stopped(self, job: Job) -> None:
         if job.stopped_because == "cancelled":
-            self.batcher.ack(job.entry.entry_id)
+            self.batcher.ack(job.entry)
             log.info(
                 "task %s cancelled while running, handler stopped",
                 job.entry.task_id,

@@ -17,9 +17,8 @@ import logging
 from collections.abc import Callable
 from functools import partial
 
-from redis.asyncio.client import Pipeline
-
-from taskstore import Move, Moved, TaskQueue, TaskStore, TransitionRejected
+from taskstore import Entry, Move, Moved, TaskQueue, TaskStore, TransitionRejected
+from taskstore.topology import Pipe
 from worker.metrics import count_moves
 
 log = logging.getLogger(__name__)
@@ -40,9 +39,9 @@ class Batcher:
         self.store = store
         self.queue = queue
         self._moves: list[tuple[Move, MoveFuture]] = []
-        self._acks: list[str] = []
+        self._acks: list[Entry] = []
         self._caches: list[tuple[str, str]] = []
-        self._also: list[Callable[[Pipeline], None]] = []
+        self._also: list[Callable[[Pipe], None]] = []
         self._wake = asyncio.Event()
         self._closing = False
 
@@ -53,15 +52,15 @@ class Batcher:
         self._wake.set()
         return future
 
-    def ack(self, entry_id: str) -> None:
-        self._acks.append(entry_id)
+    def ack(self, entry: Entry) -> None:
+        self._acks.append(entry)
         self._wake.set()
 
     def cache(self, signature: str, result_json: str) -> None:
         self._caches.append((signature, result_json))
         self._wake.set()
 
-    def also(self, queue_commands: Callable[[Pipeline], None]) -> None:
+    def also(self, queue_commands: Callable[[Pipe], None]) -> None:
         """Queue further commands (a retry, a dead letter) into the next round trip, before its acks."""
         self._also.append(queue_commands)
         self._wake.set()
@@ -114,9 +113,9 @@ class Batcher:
     def _extras(
         self,
         caches: list[tuple[str, str]],
-        also: list[Callable[[Pipeline], None]],
-        acks: list[str],
-        pipe: Pipeline,
+        also: list[Callable[[Pipe], None]],
+        acks: list[Entry],
+        pipe: Pipe,
     ) -> None:
         for signature, result_json in caches:
             self.store.queue_cache_write(pipe, signature, result_json)

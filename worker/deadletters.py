@@ -12,11 +12,10 @@ import argparse
 import sys
 from datetime import UTC, datetime
 
-from redis.asyncio import Redis
-
 from taskstore import TaskStore
 from taskstore.codec import decode_request
 from taskstore.deadletters import DeadLetter, DeadLetters
+from taskstore.topology import detect, make_client
 from worker.loops import REDIS_DOWN
 from worker.settings import WorkerSettings
 
@@ -28,14 +27,19 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     actions = parser.add_subparsers(dest="action", required=True)
     actions.add_parser("list", help="one line per dead letter, oldest first")
     requeue = actions.add_parser("requeue", help="submit the request again as a new task; print its id")
-    requeue.add_argument("id", help="the dead letter's entry id, or the failed task's id")
+    requeue.add_argument("id", help="the dead letter's ref (as listed), or the failed task's id")
     actions.add_parser("purge", help="delete every dead letter")
 
 
 async def main(args: argparse.Namespace, settings: WorkerSettings) -> int:
     """Run one dead-letters action; the process exit code."""
-    redis = Redis.from_url(settings.redis_url)
-    keys = settings.keys
+    try:
+        topology = await detect(settings.redis_url, settings.redis_cluster)
+    except REDIS_DOWN as e:
+        _err(f"cannot reach Redis at {settings.redis_url}: {e}")
+        return 2
+    redis = make_client(settings.redis_url, topology)
+    keys = settings.keys_for(topology)
     letters = DeadLetters(redis, keys)
     try:
         if args.action == "list":
@@ -69,10 +73,10 @@ async def _requeue(letters: DeadLetters, store: TaskStore, ident: str) -> int:
     try:
         prompt, params = decode_request(letter.request)
     except ValueError as e:
-        _err(f"dead letter {letter.entry_id} has no usable request ({e}); purge it instead")
+        _err(f"dead letter {letter.ref} has no usable request ({e}); purge it instead")
         return 1
     submitted = await store.submit(prompt, params)
-    await letters.remove(letter.entry_id)
+    await letters.remove(letter)
     _err(
         f"task {letter.task_id} requeued as a new task"
         + (" (answered from the cache)" if submitted.cached else "")
@@ -85,7 +89,7 @@ def _line(letter: DeadLetter) -> str:
     when = datetime.fromtimestamp(letter.time, UTC).isoformat(timespec="seconds")
     request = letter.request if len(letter.request) <= 80 else letter.request[:77] + "..."
     fields = [
-        letter.entry_id,
+        letter.ref,
         when,
         letter.task_id,
         f"attempts={letter.attempts}",

@@ -10,13 +10,11 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from taskstore.topology import UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
-# BusyLoadingError (Redis replaying its AOF after a restart) is a ConnectionError.
-REDIS_DOWN: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
+REDIS_DOWN = UNAVAILABLE
 
 
 class Backoff:

@@ -3,7 +3,7 @@
     every LEASE (<= 0.5 s):  lease.lua on our running entries ─▶ idle time reset
                              ├▶ task CANCELLED ─▶ stop its handler (the entry is acked)
                              └▶ entry owned by another worker ─▶ stop its handler (no write)
-    every RECLAIM:           XAUTOCLAIM entries idle > VISIBILITY_TIMEOUT (their worker died)
+    every RECLAIM:           XAUTOCLAIM, shard by shard, entries idle > VISIBILITY_TIMEOUT
                              ├▶ deleted ids ─▶ ack
                              ├▶ attempts used up ─▶ FAILED + dead letter (a poison task ends here)
                              └▶ the rest ─▶ started like new entries, as a new attempt
@@ -18,6 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 
 from taskstore import Entry, TaskQueue, TaskStatus
+from taskstore.keys import Shard
 from taskstore.stream import LOST
 from worker.attempt import Job
 from worker.settings import WorkerSettings
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 class Leases:
-    def __init__(self, queue: TaskQueue, consumer: str, jobs: Mapping[str, Job]) -> None:
+    def __init__(self, queue: TaskQueue, consumer: str, jobs: Mapping[Entry, Job]) -> None:
         self.queue = queue
         self.consumer = consumer
         self.jobs = jobs
@@ -49,29 +50,33 @@ class Reclaimer:
         self,
         settings: WorkerSettings,
         queue: TaskQueue,
-        jobs: Mapping[str, Job],
+        jobs: Mapping[Entry, Job],
         claim: Callable[[list[Entry]], Awaitable[None]],
     ) -> None:
         self.settings = settings
         self.queue = queue
         self.jobs = jobs
         self.claim = claim
-        self.cursor = "0-0"
+        self.cursors: dict[Shard, str] = {}
 
     async def scan(self) -> None:
-        """Claim, up to the free slots, entries whose worker stopped renewing them."""
-        free = self.settings.max_concurrency - len(self.jobs)
-        if free <= 0:
-            return  # a worker with room will take them
+        """Claim, up to the free slots, entries whose worker stopped renewing them, in every shard."""
+        for shard in self.queue.shards:
+            free = self.settings.max_concurrency - len(self.jobs)
+            if free <= 0:
+                return  # a worker with room will take them
+            await self._scan_shard(shard, free)
+
+    async def _scan_shard(self, shard: Shard, free: int) -> None:
         consumer, idle_ms = self.settings.consumer_name, self.settings.visibility_ms
-        page = await self.queue.reclaim(consumer, idle_ms, free, self.cursor)
-        self.cursor = page.cursor
+        page = await self.queue.reclaim(shard, consumer, idle_ms, free, self.cursors.get(shard, "0-0"))
+        self.cursors[shard] = page.cursor
         if page.deleted:
             # Pending ids whose entry is gone from the stream: nothing to run, just clear them.
             await self.queue.ack(page.deleted)
             log.warning("acked %d pending entries that no longer exist in the stream", len(page.deleted))
         # Our own running entries come back when Redis was away longer than the timeout.
-        entries = [e for e in page.entries if e.entry_id not in self.jobs]
+        entries = [e for e in page.entries if e not in self.jobs]
         for entry in entries:
             log.info(
                 "task %s reclaimed from a stopped worker (entry %s)",

@@ -1,6 +1,7 @@
 """The worker process: its loops and their lifetimes.
 
-    read loop:   XREADGROUP up to the free slots ─▶ PENDING→RUNNING (new token, attempt+1) ─▶ a Job each
+    read loop:   every shard, fairly, up to the free slots (worker/shard_reader.py)
+                 ─▶ PENDING→RUNNING (new token, attempt+1) ─▶ a Job each
     reclaim:     XAUTOCLAIM abandoned entries ─▶ the same start, unless their attempts are used up
     lease:       renew running entries, stop cancelled or lost ones     (worker/reclaim.py)
     scheduler:   due retries from the delayed set back onto the stream  (worker/retry.py)
@@ -22,12 +23,12 @@ from collections.abc import Coroutine
 from functools import partial
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from taskstore import TERMINAL, Entry, Move, Moved, TaskQueue, TaskStatus, TaskStore, decode_state
 from taskstore import TransitionRejected as Rejected
-from taskstore.connection import PackedConnection
+from taskstore.keys import Keys
+from taskstore.topology import Client, Topology, describe, detect, make_client
 from taskstore.workers import Heartbeats
 from worker.attempt import Executor, Job
 from worker.batch import Batcher
@@ -38,19 +39,20 @@ from worker.metrics import timed
 from worker.reclaim import Leases, Reclaimer
 from worker.retry import POLL_SECONDS, RetryScheduler
 from worker.settings import WorkerSettings
+from worker.shard_reader import ShardReader
 
 log = logging.getLogger(__name__)
 
 
 class Runner:
-    def __init__(self, settings: WorkerSettings, redis: Redis, handler: Handler) -> None:
+    def __init__(self, settings: WorkerSettings, redis: Client, keys: Keys, handler: Handler) -> None:
         self.settings = settings
-        keys = settings.keys
         self.store = TaskStore(redis, keys, result_ttl=settings.result_expiry, cache_ttl=settings.cache_ttl)
         self.queue = TaskQueue(redis, keys)
         self.batcher = Batcher(self.store, self.queue)
         self.executor = Executor(settings, self.store, self.queue, self.batcher, handler)
-        self.jobs: dict[str, Job] = {}
+        self.reader = ShardReader(self.queue, settings.consumer_name, settings.read_block_ms)
+        self.jobs: dict[Entry, Job] = {}
         self._slot_freed = asyncio.Event()
         self.heartbeat = Heartbeat(settings, Heartbeats(redis, keys), self._tally)
 
@@ -81,6 +83,7 @@ class Runner:
         finally:
             reading.set()
             leasing.set()
+            await self.reader.close()
             await asyncio.gather(*loops, lease, beat, return_exceptions=True)
             self.batcher.close()
             await flusher
@@ -136,7 +139,7 @@ class Runner:
             await _first_of(self._slot_freed, stop)
             return False
         try:
-            entries = await self.queue.read(self.settings.consumer_name, free, self.settings.read_block_ms)
+            entries = await self.reader.read(free, stop)
         except ResponseError as e:
             if "NOGROUP" not in str(e):
                 raise
@@ -169,7 +172,7 @@ class Runner:
                 rejected.current,
                 extra={"task_id": entry.task_id},
             )
-            self.batcher.ack(entry.entry_id)
+            self.batcher.ack(entry)
         else:  # no hash, an unknown status, or fields the scripts cannot read
             self.executor.dead_letter(entry, f"task cannot be run: {rejected.reason}")
 
@@ -185,14 +188,14 @@ class Runner:
             )
             coro = self.executor.execute(job)
         job.task = asyncio.create_task(coro, name=f"task-{entry.task_id}")
-        self.jobs[entry.entry_id] = job
-        job.task.add_done_callback(partial(self._finished, entry.entry_id))
+        self.jobs[entry] = job
+        job.task.add_done_callback(partial(self._finished, entry))
 
-    def _finished(self, entry_id: str, task: asyncio.Task[None]) -> None:
-        self.jobs.pop(entry_id, None)
+    def _finished(self, entry: Entry, task: asyncio.Task[None]) -> None:
+        self.jobs.pop(entry, None)
         self._slot_freed.set()
         if not task.cancelled() and task.exception() is not None:
-            log.error("job of entry %s crashed", entry_id, exc_info=task.exception())
+            log.error("job of entry %s crashed", entry.entry_id, exc_info=task.exception())
 
     async def _drain(self) -> None:
         jobs = list(self.jobs.values())
@@ -208,7 +211,7 @@ class Runner:
             job.stop("shutdown")
         await asyncio.wait(late)
         try:
-            await self.queue.release(self.settings.consumer_name, [j.entry.entry_id for j in left])
+            await self.queue.release(self.settings.consumer_name, [j.entry for j in left])
         except REDIS_DOWN as e:
             log.warning("could not release entries (%s); they are reclaimed after the timeout", e)
         log.warning("%d tasks did not finish within the grace; left for another worker", len(left))
@@ -229,10 +232,13 @@ async def _first_of(*events: asyncio.Event) -> None:
 
 async def run(settings: WorkerSettings, stop: asyncio.Event, *, burst: bool = False) -> None:
     """Connect, work until `stop` (or until nothing is left with `burst`), disconnect."""
-    redis = Redis.from_url(
-        settings.redis_url, client_name="taskcast-worker", connection_class=PackedConnection
-    )
-    runner = Runner(settings, redis, timed(load_handler(settings.handler)))
+    topology = await _topology(settings, stop)
+    if topology is None:
+        return
+    keys = settings.keys_for(topology)
+    log.info("worker on %s", describe(settings.redis_url, topology, keys.shard_count))
+    redis = make_client(settings.redis_url, topology, client_name="taskcast-worker")
+    runner = Runner(settings, redis, keys, timed(load_handler(settings.handler)))
     # Nothing created so far is garbage: keep it out of every future collection's scan.
     gc.collect()
     gc.freeze()
@@ -240,3 +246,14 @@ async def run(settings: WorkerSettings, stop: asyncio.Event, *, burst: bool = Fa
         await runner.run(stop, burst=burst)
     finally:
         await redis.aclose()
+
+
+async def _topology(settings: WorkerSettings, stop: asyncio.Event) -> Topology | None:
+    """Single node or cluster, asked until Redis answers (None when stopped first)."""
+    backoff = Backoff("connect")
+    while not stop.is_set():
+        try:
+            return await detect(settings.redis_url, settings.redis_cluster)
+        except REDIS_DOWN as e:
+            await backoff.pause(stop, e)
+    return None

@@ -26,6 +26,7 @@ from server.push.hub import Hub
 from server.push.subscriber import Event, Subscriber, TooManyNotices
 from taskstore import TaskNotFound, TaskStatus
 from taskstore.index import Cursor, Position, TaskIndex
+from taskstore.shards import looks_like_task_id
 
 TAIL_PER_TICK = 3
 MAX_ROWS = 500
@@ -124,7 +125,7 @@ class DashboardSession:
         self._send_rows("append", [state for _, state in rows])
 
     async def open_timeline(self, task_id: Any) -> None:
-        if not isinstance(task_id, str) or not task_id.isalnum() or len(task_id) > 64:
+        if not isinstance(task_id, str) or not looks_like_task_id(task_id):
             raise BadOp("timeline needs a task_id")
         previous, self.timeline = self.timeline, task_id
         if previous and previous not in self._shown():

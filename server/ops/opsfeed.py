@@ -19,12 +19,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from taskstore import Keys, TaskStatus
 from taskstore.index import Position, TaskIndex
 from taskstore.opsstats import Stats, read_stats
+from taskstore.topology import Client
 from taskstore.workers import Heartbeats, WorkerBeat
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ Point = list[float | int | None]  # [second, done, failed, queued, running]
 
 class OpsFeed:
     def __init__(
-        self, redis: Redis, keys: Keys, kinds: Sequence[str], index: TaskIndex, *, gone_after: float
+        self, redis: Client, keys: Keys, kinds: Sequence[str], index: TaskIndex, *, gone_after: float
     ) -> None:
         self.redis = redis
         self.keys = keys

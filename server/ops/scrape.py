@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
-from redis.exceptions import RedisError
 
 from taskstore import TaskQueue
-from taskstore.depth import QueueDepth, queue_depth
+from taskstore.depth import ShardedDepth, queue_depth
+from taskstore.topology import REDIS_FAILURE
 
 if TYPE_CHECKING:
     from server.ops.metrics import HubMeter
@@ -65,8 +65,8 @@ async def render(queue: TaskQueue, hub: HubMeter) -> bytes:
     """The exposition text for one scrape."""
     hub.sync()
     try:
-        depth: QueueDepth | None = await queue_depth(queue.redis, queue.keys)
-    except (RedisError, OSError) as e:
+        depth: ShardedDepth | None = await queue_depth(queue.redis, queue.keys)
+    except REDIS_FAILURE as e:
         log.warning("queue depth not readable for /metrics: %s", e)
         depth = None
     registry = CollectorRegistry()
@@ -75,7 +75,7 @@ async def render(queue: TaskQueue, hub: HubMeter) -> bytes:
 
 
 class _Scrape:
-    def __init__(self, depth: QueueDepth | None) -> None:
+    def __init__(self, depth: ShardedDepth | None) -> None:
         self.depth = depth
 
     def describe(self) -> Iterable[Metric]:
@@ -94,15 +94,24 @@ class _Scrape:
             yield from _depth_metrics(self.depth)
 
 
-def _depth_metrics(depth: QueueDepth) -> Iterable[Metric]:
-    yield GaugeMetricFamily(
-        "taskcast_queue_length", "Entries in the task stream: waiting plus running.", depth.length
-    )
-    yield GaugeMetricFamily(
-        "taskcast_queue_pending", "Entries delivered to a worker and not yet acknowledged.", depth.pending
-    )
-    yield GaugeMetricFamily("taskcast_queue_delayed", "Retries waiting for their time.", depth.delayed)
-    yield GaugeMetricFamily("taskcast_dead_letters", "Entries in the dead-letter stream.", depth.dead)
+_DEPTHS = (
+    ("length", "taskcast_queue_length", "Entries in the task streams: waiting plus running."),
+    ("pending", "taskcast_queue_pending", "Entries delivered to a worker and not yet acknowledged."),
+    ("delayed", "taskcast_queue_delayed", "Retries waiting for their time."),
+    ("dead", "taskcast_dead_letters", "Entries in the dead-letter streams."),
+)
+
+
+def _depth_metrics(depth: ShardedDepth) -> Iterable[Metric]:
+    """Each figure summed over the shards, and per shard (label `shard`; "" = pre-shard queue)."""
+    for field, name, text in _DEPTHS:
+        yield GaugeMetricFamily(name, text, getattr(depth.total, field))
+        per_shard = GaugeMetricFamily(
+            f"{name.replace('taskcast_', 'taskcast_shard_')}", text, labels=["shard"]
+        )
+        for tag, shard_depth in depth.shards.items():
+            per_shard.add_metric([tag], getattr(shard_depth, field))
+        yield per_shard
 
 
 def _live_gauge_pids(directory: str) -> set[int]:

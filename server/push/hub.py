@@ -3,6 +3,7 @@
     watch(sub, id) ─▶ refcount+1 ─▶ first? SUBSCRIBE and await Redis's confirmation
                   ─▶ snapshot of the hash (batched with other watchers') ─▶ sub.offer(snapshot)
     reader task   ─▶ get_message(timeout) ─▶ decode seq/status once ─▶ offer() to each watcher
+                     (on a cluster: one connection and reader per primary, SSUBSCRIBE; sharded_link.py)
                   └▶ error or silence ─▶ reconnect (backoff + jitter) ─▶ resubscribe ─▶ resync
     resync        ─▶ pipelined snapshots of every watched task ─▶ offer() (subscribers drop
                      what they already have), also every HUB_RESYNC_SECONDS
@@ -17,18 +18,22 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import orjson
-from redis.exceptions import RedisError
+from redis.asyncio.cluster import RedisCluster
 
 from server.push.confirmations import Confirmations
 from server.push.departures import Departures
 from server.push.pubsub_link import Message, PubSubLink
+from server.push.sharded_link import ShardedLink
 from server.push.snapshots import Snapshots
 from server.push.subscriber import Event, Subscriber, TooManyStreams, decode_event
 from server.push.watchdog import Watchdog
 from taskstore import TaskNotFound, TaskStore
+from taskstore.topology import REDIS_FAILURE
+
+READ_FAILURE: tuple[type[Exception], ...] = (TimeoutError, *REDIS_FAILURE)
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +56,7 @@ class Hub:
         self.snapshots = Snapshots(store)
         self.resync_seconds = resync_seconds
         self.max_streams = max_streams
-        self._link = PubSubLink(redis_url, self._handle)
+        self._link = _link(redis_url, store, self._handle)
         self._confirmations = Confirmations()
         self._departures = Departures(self._unsubscribe)
         self._link_writes = asyncio.Lock()  # keeps an UNSUBSCRIBE from overtaking a later SUBSCRIBE
@@ -172,7 +177,7 @@ class Hub:
             try:
                 async with self._link_writes:
                     await self._link.subscribe(channel)
-            except (RedisError, OSError) as e:
+            except REDIS_FAILURE as e:
                 # The reader sees the broken link too; its reconnect subscribes every
                 # watched channel and releases this wait.
                 log.warning("subscribe to %s failed (%s); waiting for the reconnect", task_id, e)
@@ -186,16 +191,16 @@ class Hub:
                 return
             try:
                 await self._link.unsubscribe(*channels)
-            except (RedisError, OSError) as e:
+            except REDIS_FAILURE as e:
                 log.warning(
                     "unsubscribe of %d tasks failed (%s); the reconnect will drop them", len(channels), e
                 )
 
     def _handle(self, message: Message) -> None:
         kind, channel, data = message["type"], message.get("channel"), message.get("data")
-        if kind == "message" and isinstance(data, bytes):
+        if kind in _EVENTS and isinstance(data, bytes):
             self._dispatch(data)
-        elif kind == "subscribe" and isinstance(channel, bytes):
+        elif kind in _CONFIRMS and isinstance(channel, bytes):
             self._confirmations.confirmed(channel.decode())
 
     def _dispatch(self, payload: bytes) -> None:
@@ -217,7 +222,7 @@ class Hub:
                 if time.monotonic() >= next_resync:
                     next_resync = time.monotonic() + self.resync_seconds
                     await self.resync()
-            except (TimeoutError, RedisError, OSError) as e:
+            except READ_FAILURE as e:
                 await self._recover(e)
 
     async def _recover(self, error: BaseException) -> None:
@@ -232,7 +237,7 @@ class Hub:
                 await self.resync()
                 log.info("hub reconnected; %d tasks resubscribed and resynced", len(self._watchers))
                 return
-            except (TimeoutError, RedisError, OSError) as e:
+            except READ_FAILURE as e:
                 log.warning("hub reconnect failed: %s", e)
                 delay = min(delay * 2, 2.0)
 
@@ -252,6 +257,19 @@ class Hub:
             for raw in await self.store.states(chunk):
                 if raw is not None:
                     self._dispatch(raw)
+
+
+_EVENTS = frozenset({"message", "smessage"})  # smessage: sharded pub/sub, on a cluster
+_CONFIRMS = frozenset({"subscribe", "ssubscribe"})
+
+
+def _link(
+    redis_url: str, store: TaskStore, on_message: Callable[[Message], None]
+) -> PubSubLink | ShardedLink:
+    """One connection on a single node; one per primary (SSUBSCRIBE) on a cluster."""
+    if isinstance(store.redis, RedisCluster):
+        return ShardedLink(store.redis, redis_url, store.keys.hub_channel, on_message)
+    return PubSubLink(redis_url, on_message)
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:

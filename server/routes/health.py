@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4
-from redis.exceptions import RedisError
 
 from server.deps import HubDep, QueueDep
 from server.ops import scrape
+from taskstore.topology import REDIS_FAILURE
 
 router = APIRouter(tags=["health"])
 
@@ -26,19 +26,22 @@ async def readyz(queue: QueueDep, hub: HubDep, response: Response) -> dict[str, 
 
     `workers` (consumers seen in the last 10 s) is for information only: an API with no worker
     must stay ready, or a queue whose workers scale to zero could never receive the task that
-    wakes one.
+    wakes one. `queue` is the backlog (waiting plus running entries): the sum and each shard's.
     """
     checks: dict[str, object] = {"pubsub": "ok" if hub.healthy else "reconnecting"}
-    workers: int | None = None
+    body: dict[str, object] = {"workers": None}
     try:
         await queue.redis.ping()
         checks["redis"] = "ok"
-        workers = await queue.live_consumers(LIVE_WORKER_MS)
-    except (RedisError, OSError) as e:
+        body["workers"] = await queue.live_consumers(LIVE_WORKER_MS)
+        lengths = await queue.lengths()
+        shards = {s.tag or "legacy": n for s, n in zip(queue.shards, lengths, strict=True)}
+        body["queue"] = {"length": sum(lengths), "shards": shards}
+    except REDIS_FAILURE as e:
         checks["redis"] = f"unreachable: {e}"
     ready = all(v == "ok" for v in checks.values())
     response.status_code = 200 if ready else 503
-    return {"status": "ready" if ready else "not ready", "checks": checks, "workers": workers}
+    return {"status": "ready" if ready else "not ready", "checks": checks, **body}
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_PLAIN_0_0_4: {}}}})

@@ -56,8 +56,8 @@ async def test_queue_depth_is_read_from_redis_at_each_scrape(
     for i in range(3):
         await submit(client, f"waiting {i}")
     await queue.ensure_group()
-    await queue.read("probe", 1, 10)
-    await redis.zadd(Keys().delayed, {"retry-me": 1.0})
+    await queue.read("probe", [(s, 1) for s in queue.shards[:1]])
+    await redis.zadd(Keys().shards[0].delayed, {"retry-me": 1.0})
 
     metrics = await scrape(live_server.url)
 
@@ -128,7 +128,7 @@ async def test_hub_reconnects_and_redis_outages_show(
 
 
 async def _is_done(client: httpx.AsyncClient, task_id: str, redis: Redis) -> bool:
-    return await task_status(client, task_id) == "DONE" and bool(await redis.keys(Keys().cache("*")))
+    return await task_status(client, task_id) == "DONE" and bool(await redis.keys(f"{Keys().prefix}:cache:*"))
 
 
 async def _back_to(server: LiveServer, before: str) -> bool:

@@ -10,18 +10,36 @@ import orjson
 import pytest
 from httpx_ws import WebSocketDisconnect, aconnect_ws
 from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
 
 from taskstore import Keys
 from tests.conftest import LiveServer
 from tests.factories import submit
-from tests.helpers import RedisProcess, free_port, spawn_api, wait_for
+from tests.helpers import RedisProcess, both_topologies, free_port, spawn_api, wait_for
 from tests.push.sse import collect, sse_events
 from worker.runner import Runner
 
 
-async def _numsub(redis: Redis, task_ids: list[str]) -> int:
-    counts = await redis.pubsub_numsub(*(Keys().channel(t) for t in task_ids))
+async def _numsub(redis: Redis | RedisCluster, task_ids: list[str]) -> int:
+    channels = [Keys().channel(t) for t in task_ids]
+    if isinstance(redis, RedisCluster):  # shard channels live on the primary of their slot
+        await redis.initialize()
+        total = 0
+        for channel in channels:
+            node = redis.get_node_from_key(channel)
+            reply = await redis.execute_command("PUBSUB", "SHARDNUMSUB", channel, target_nodes=node)
+            total += int(reply[1])
+        return total
+    counts = await redis.pubsub_numsub(*channels)
     return sum(int(n) for _, n in counts)
+
+
+async def _clients(redis: Redis | RedisCluster) -> list[list[dict[str, str]]]:
+    """CLIENT LIST of each primary (the one node of a single Redis)."""
+    if isinstance(redis, RedisCluster):
+        await redis.initialize()
+        return [await redis.client_list(target_nodes=node) for node in redis.get_primaries()]
+    return [await redis.client_list()]
 
 
 async def test_departed_sse_and_ws_clients_leave_no_subscription(
@@ -76,6 +94,7 @@ async def test_subscriber_gets_the_terminal_event_across_a_redis_restart(
 
 
 @pytest.mark.timeout(120)
+@both_topologies
 async def test_500_sse_subscribers_share_a_handful_of_redis_connections(
     live_server: LiveServer, client: httpx.AsyncClient, redis: Redis
 ) -> None:
@@ -91,11 +110,13 @@ async def test_500_sse_subscribers_share_a_handful_of_redis_connections(
                 await anext(streams[-1])
 
             await asyncio.gather(*(open_one(i) for i in range(500)))
-            clients = await redis.client_list()
+            per_node = await _clients(redis)
             numsub = await _numsub(redis, ids)
 
     assert numsub == 50
-    assert len(clients) <= 8, [c["cmd"] for c in clients]
+    for clients in per_node:  # on a cluster: one pub/sub connection per primary, a small pool
+        assert sum(c["name"] == "taskcast-api-hub" for c in clients) == 1
+        assert len(clients) <= 8, [(c["name"], c["cmd"]) for c in clients]
 
 
 @pytest.mark.timeout(60)

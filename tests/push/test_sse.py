@@ -9,8 +9,11 @@ from httpx_ws import WebSocketDisconnect, aconnect_ws
 
 from tests.conftest import LiveServer
 from tests.factories import submit
+from tests.helpers import both_topologies
 from tests.push.sse import collect, sse_events
 from worker.runner import Runner
+
+pytestmark = both_topologies
 
 
 async def test_stream_shows_the_whole_life_in_seq_order_then_closes(

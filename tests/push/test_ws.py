@@ -11,7 +11,10 @@ from redis.asyncio import Redis
 
 from tests.conftest import LiveServer
 from tests.factories import submit
+from tests.helpers import both_topologies
 from worker.runner import Runner
+
+pytestmark = both_topologies
 
 
 async def _frames_until_close(ws: Any) -> list[dict[str, Any]]:

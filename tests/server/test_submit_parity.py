@@ -22,7 +22,7 @@ from redis.asyncio import Redis
 from server import errors
 from server.main import create_app
 from server.settings import Settings
-from taskstore import TaskRequest, codec
+from taskstore import Keys, TaskRequest, codec
 from tests.helpers import keys_written
 
 LIMIT = 65536
@@ -179,7 +179,7 @@ async def test_a_valid_body_is_accepted_by_both_and_stored_as_the_stock_route_pa
     fast_status, fast_body = _post(fast, case)
     stock_status, _ = _post(stock, case)
 
-    stored = await redis.hget(settings.keys.task(fast_body["task_id"]), "request")
+    stored = await redis.hget(Keys().task(fast_body["task_id"]), "request")
     assert (fast_status, stock_status) == (202, 202)
     assert stored == codec.encode_request(seen[0].prompt, seen[0].params)
 

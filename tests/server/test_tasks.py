@@ -12,10 +12,12 @@ from redis.asyncio import Redis
 
 from server.main import create_app
 from server.settings import Settings
-from taskstore import Keys
+from taskstore import Keys, TaskQueue
 from taskstore.demo import MAX_DURATION, MAX_STEPS
 from tests.fuzz.strategies import FUZZ
-from tests.helpers import keys_written
+from tests.helpers import both_topologies, keys_written
+
+pytestmark = both_topologies
 
 
 @pytest.fixture
@@ -33,11 +35,12 @@ def test_submit_answers_202_with_location(api: TestClient) -> None:
     assert body == {"task_id": body["task_id"], "status": "PENDING", "cached": False}
 
 
-async def test_submit_writes_the_hash_and_one_stream_entry(api: TestClient, redis: Redis) -> None:
+async def test_submit_writes_the_hash_and_one_stream_entry(api: TestClient, redis: Redis, keys: Keys) -> None:
     task_id = api.post("/tasks", json={"prompt": "hello"}).json()["task_id"]
 
-    assert await redis.xlen("task_stream") == 1
-    assert await redis.hget(f"taskcast:task:{{{task_id}}}", "status") == b"PENDING"
+    assert await TaskQueue(redis, keys).backlog() == 1
+    assert await redis.xlen(keys.shard_of_task(task_id).stream) == 1
+    assert await redis.hget(keys.task(task_id), "status") == b"PENDING"
 
 
 def test_get_returns_the_state_with_an_etag(api: TestClient) -> None:
@@ -128,14 +131,14 @@ def test_cancel_pending_task_answers_202_then_409(api: TestClient) -> None:
     assert api.get(f"/tasks/{task_id}").json()["status"] == "CANCELLED"
 
 
-async def test_full_queue_answers_503_with_retry_after(settings: Settings, redis: Redis) -> None:
+async def test_full_queue_answers_503_with_retry_after(settings: Settings, redis: Redis, keys: Keys) -> None:
     with TestClient(create_app(settings.model_copy(update={"max_queue_length": 2}))) as api:
         codes = [api.post("/tasks", json={"prompt": f"p{i}"}).status_code for i in range(3)]
         refused = api.post("/tasks", json={"prompt": "p9"})
 
     assert codes == [202, 202, 503]
     assert refused.headers["retry-after"] == "1"
-    assert await redis.xlen("task_stream") == 2
+    assert await TaskQueue(redis, keys).backlog() == 2
 
 
 def test_healthz_answers_while_the_process_is_up(api: TestClient) -> None:

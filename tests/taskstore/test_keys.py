@@ -1,26 +1,91 @@
 from __future__ import annotations
 
-from taskstore import Keys
+from collections import Counter
+
+import pytest
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
+
+from taskstore import Keys, new_task_id
+from taskstore.codec import encode_request, signature
+from taskstore.shards import shard_tags
 
 
-def test_task_hash_and_channel_share_a_cluster_hash_tag() -> None:
-    keys = Keys(prefix="p")
+def _slot(key: str) -> int:
+    return int(key_slot(key.encode()))
 
-    task, channel = keys.task("abc"), keys.channel("abc")
 
-    assert "{abc}" in task and "{abc}" in channel
-    assert task != channel
+def _new_id(keys: Keys, prompt: str) -> tuple[str, str]:
+    sig = signature(encode_request(prompt, {}))
+    return keys.new_task_id(sig, new_task_id()), sig
+
+
+def test_every_key_of_a_task_shares_one_slot() -> None:
+    keys = Keys(prefix="p", queue="q", shard_count=16)
+    task_id, sig = _new_id(keys, "hello")
+    shard = keys.shard_of_task(task_id)
+
+    names = [keys.task(task_id), keys.channel(task_id), keys.cache(sig)]
+    names += [shard.stream, shard.delayed, shard.dead_letter]
+
+    assert len({_slot(n) for n in names}) == 1
+    assert shard == keys.shard_of_signature(sig)
+    assert len(set(names)) == len(names)
+
+
+def test_identical_requests_go_to_the_same_shard() -> None:
+    keys = Keys(shard_count=16)
+
+    first, _ = _new_id(keys, "same")
+    second, _ = _new_id(keys, "same")
+
+    assert first != second
+    assert keys.shard_of_task(first) == keys.shard_of_task(second)
 
 
 def test_channel_name_gives_back_the_task_id() -> None:
-    keys = Keys()
+    keys = Keys(shard_count=4)
+    task_id, _ = _new_id(keys, "x")
 
-    assert keys.task_id_from_channel(keys.channel("t-1")) == "t-1"
+    assert keys.task_id_from_channel(keys.channel(task_id)) == task_id
+    assert keys.task_id_from_channel(keys.channel("0123abcd")) == "0123abcd"
 
 
-def test_queue_keys_follow_the_queue_name() -> None:
-    keys = Keys(queue="jobs")
+def test_an_id_from_before_shards_keeps_its_old_key_names() -> None:
+    keys = Keys(prefix="taskcast", queue="task_stream", shard_count=16)
+    old_id = "b172adc02de45be299e7e6cef0a212bc"
 
-    assert keys.stream == "jobs"
-    assert keys.dead_letter.startswith("jobs")
-    assert keys.delayed.startswith("jobs")
+    assert keys.task(old_id) == f"taskcast:task:{{{old_id}}}"
+    assert keys.channel(old_id) == f"taskcast:events:{{{old_id}}}"
+    assert keys.shard_of_task(old_id) == keys.legacy
+    assert (keys.legacy.stream, keys.legacy.delayed, keys.legacy.dead_letter) == (
+        "task_stream",
+        "task_stream:delayed",
+        "task_stream:dead",
+    )
+    assert keys.all_shards[-1] == keys.legacy
+
+
+@pytest.mark.parametrize("count", [1, 3, 16, 64])
+def test_shard_tags_spread_evenly_over_the_slot_space(count: int) -> None:
+    tags = shard_tags(count)
+
+    parts = [_slot(f"{{{t}}}") * count // REDIS_CLUSTER_HASH_SLOTS for t in tags]
+
+    assert parts == list(range(count))
+
+
+def test_with_default_shards_no_primary_of_three_holds_over_one_and_a_half_its_share() -> None:
+    keys = Keys(shard_count=16)
+    bounds = [i * REDIS_CLUSTER_HASH_SLOTS // 3 for i in range(1, 3)]  # redis-cli's equal ranges
+
+    tasks_per_primary = Counter(
+        sum(_slot(keys.task(_new_id(keys, f"p{i}")[0])) >= b for b in bounds) for i in range(6000)
+    )
+
+    assert max(tasks_per_primary.values()) <= 1.5 * 6000 / 3
+    assert len(tasks_per_primary) == 3
+
+
+def test_queue_shard_count_is_checked() -> None:
+    with pytest.raises(ValueError, match="QUEUE_SHARDS"):
+        Keys(shard_count=0)

@@ -6,6 +6,10 @@ from redis.asyncio import Redis
 
 from taskstore import Move, TaskNotFound, TaskStatus, TaskStore, TransitionRejected, decode_state
 from taskstore.deadletters import DeadLetters
+from taskstore.topology import Topology
+from tests.helpers import both_topologies
+
+pytestmark = both_topologies
 
 
 async def _running(store: TaskStore, token: str = "t1") -> str:
@@ -23,14 +27,23 @@ async def test_submit_creates_a_pending_task_at_seq_1(store: TaskStore) -> None:
     assert state["status"] == "PENDING" and state["seq"] == 1 and state["attempts"] == 0
 
 
-async def test_each_move_increments_seq_and_publishes_the_full_state(store: TaskStore, redis: Redis) -> None:
+async def test_each_move_increments_seq_and_publishes_the_full_state(
+    store: TaskStore, redis: Redis, topology: Topology
+) -> None:
     task_id = await _running(store)
     pubsub = redis.pubsub()
-    await pubsub.subscribe(store.keys.channel(task_id))
-    await pubsub.get_message(timeout=1)
+    if topology.cluster:  # sharded pub/sub: SPUBLISH reaches SSUBSCRIBE only
+        await pubsub.ssubscribe(store.keys.channel(task_id))
+        await pubsub.get_sharded_message(timeout=1)
+    else:
+        await pubsub.subscribe(store.keys.channel(task_id))
+        await pubsub.get_message(timeout=1)
 
     moved = await store.move(Move(task_id, TaskStatus.DONE, {"result": '{"x": 1}'}, token="t1"))
-    message = await pubsub.get_message(timeout=2)
+    if topology.cluster:
+        message = await pubsub.get_sharded_message(timeout=2)
+    else:
+        message = await pubsub.get_message(timeout=2)
     await pubsub.aclose()
 
     assert message is not None
@@ -97,7 +110,7 @@ async def test_scripts_are_reloaded_after_redis_forgets_them(store: TaskStore, r
 
 async def test_cache_hit_creates_a_done_task_and_refreshes_the_ttl(store: TaskStore, redis: Redis) -> None:
     first = await store.submit("same", {"k": [1, 2]})
-    signature_key = next(iter(await redis.keys(store.keys.cache("*"))), None)
+    signature_key = next(iter(await redis.keys(f"{store.keys.prefix}:cache:*")), None)
     assert signature_key is None
     await redis.set(store.keys.cache(_signature("same", {"k": [1, 2]})), '{"r": 1}', ex=5)
 

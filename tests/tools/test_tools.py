@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.helpers import ROOT, free_port
 
@@ -124,3 +125,25 @@ def test_dash_bench_compares_phases_without_and_with_a_dashboard() -> None:
     assert "Redis commands only the dashboard sends" in done.stdout
     on = next(line for line in done.stdout.splitlines() if line.startswith("on "))
     assert int(on.split()[-1]) > 0  # the dashboard client read frames
+
+
+@pytest.mark.timeout(150)
+def test_cluster_bench_compares_single_node_and_cluster() -> None:
+    args = [
+        "--seconds",
+        "1",
+        "--tasks",
+        "200",
+        "--latency-runs",
+        "10",
+        "--rounds",
+        "1",
+        "--idle-seconds",
+        "1",
+    ]
+    done = _tool("tools/cluster_bench.py", *args, timeout=140)
+
+    lines = done.stdout.splitlines()
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert [line.split()[0] for line in lines[2:4]] == ["single", "cluster"]
+    assert lines[-1].startswith("cluster / single: P1")

@@ -3,28 +3,37 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 
 import pytest
 from redis.asyncio import Redis
 
-from taskstore import TaskStore, decode_state
-from taskstore.codec import encode_request
+from taskstore import Keys, TaskStore, decode_state, new_task_id
+from taskstore.codec import encode_request, signature
 from taskstore.deadletters import DeadLetter, DeadLetters
-from tests.helpers import ROOT
+from tests.helpers import ROOT, both_topologies
 from worker import deadletters
 from worker.__main__ import parse
 from worker.settings import WorkerSettings
 
+pytestmark = both_topologies
+
 
 @pytest.fixture
-def letters(redis: Redis) -> DeadLetters:
-    return DeadLetters(redis)
+def letters(redis: Redis, keys: Keys) -> DeadLetters:
+    return DeadLetters(redis, keys)
+
+
+def _id(letters: DeadLetters, name: str) -> str:
+    """A task id as submit makes them (its shard from the name), ending with `name`."""
+    return letters.keys.new_task_id(signature(name.encode()), new_task_id()[: -len(name)] + name)
 
 
 async def _dead(letters: DeadLetters, task_id: str, prompt: str = "again") -> str:
     request = encode_request(prompt, {"duration": 0}).decode()
-    return await letters.add(DeadLetter(task_id, "DemoFailure: failed on purpose", 4, request, 1.7e9))
+    letter = DeadLetter(task_id, "DemoFailure: failed on purpose", 4, request, time.time())
+    return await letters.add(letter)
 
 
 async def _cli(settings: WorkerSettings, *argv: str) -> int:
@@ -36,14 +45,15 @@ async def test_list_shows_one_line_per_dead_letter(
     make_worker_settings: Callable[..., WorkerSettings],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    first = await _dead(letters, "task-a")
-    await _dead(letters, "task-b")
+    task_a = _id(letters, "aaaa")
+    first = await _dead(letters, task_a)
+    await _dead(letters, _id(letters, "bbbb"))
 
     code = await _cli(make_worker_settings(), "list")
 
     lines = capsys.readouterr().out.splitlines()
     assert code == 0 and len(lines) == 2
-    assert lines[0].startswith(first) and "task-a" in lines[0] and "attempts=4" in lines[0]
+    assert lines[0].startswith(first) and task_a in lines[0] and "attempts=4" in lines[0]
     assert "failed on purpose" in lines[0] and '"prompt":"again"' in lines[0]
 
 
@@ -53,13 +63,14 @@ async def test_requeue_submits_a_new_task_with_the_same_request_and_removes_the_
     make_worker_settings: Callable[..., WorkerSettings],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    await _dead(letters, "task-a", prompt="try me again")
+    task_a = _id(letters, "aaaa")
+    await _dead(letters, task_a, prompt="try me again")
 
-    code = await _cli(make_worker_settings(), "requeue", "task-a")
+    code = await _cli(make_worker_settings(), "requeue", task_a)
 
     new_id = capsys.readouterr().out.strip()
     state = decode_state(await store.state(new_id))
-    assert code == 0 and new_id != "task-a"
+    assert code == 0 and new_id != task_a
     assert state["status"] == "PENDING" and state["attempts"] == 0
     assert await letters.list() == []
 
@@ -69,7 +80,7 @@ async def test_requeue_by_entry_id_and_of_an_unknown_id(
     make_worker_settings: Callable[..., WorkerSettings],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    entry_id = await _dead(letters, "task-a")
+    entry_id = await _dead(letters, _id(letters, "aaaa"))
 
     found = await _cli(make_worker_settings(), "requeue", entry_id)
     missing = await _cli(make_worker_settings(), "requeue", "nope")
@@ -84,7 +95,7 @@ async def test_purge_deletes_every_dead_letter(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     for name in ("a", "b", "c"):
-        await _dead(letters, name)
+        await _dead(letters, _id(letters, name))
 
     code = await _cli(make_worker_settings(), "purge")
 
@@ -92,17 +103,18 @@ async def test_purge_deletes_every_dead_letter(
     assert await letters.list() == []
 
 
-async def test_the_cli_runs_as_python_m_worker(letters: DeadLetters, redis_server: str) -> None:
-    await _dead(letters, "task-cli")
+async def test_the_cli_runs_as_python_m_worker(letters: DeadLetters, clean_redis: str) -> None:
+    task_id = _id(letters, "c11")
+    await _dead(letters, task_id)
 
     done = await asyncio.to_thread(
         subprocess.run,
         [sys.executable, "-m", "worker", "dead-letters", "list"],
         cwd=ROOT,
-        env={"REDIS_URL": redis_server, "KEY_PREFIX": "taskcast", "QUEUE_KEY": "task_stream"},
+        env={"REDIS_URL": clean_redis, "KEY_PREFIX": "taskcast", "QUEUE_KEY": "task_stream"},
         capture_output=True,
         timeout=30,
     )
 
     assert done.returncode == 0, done.stderr
-    assert b"task-cli" in done.stdout
+    assert task_id.encode() in done.stdout

@@ -8,19 +8,21 @@ from redis.asyncio import Redis
 
 from taskstore import Move, TaskQueue, TaskStatus, TaskStore, TransitionRejected, decode_state
 from taskstore.deadletters import DeadLetters
-from tests.helpers import wait_for
-from tests.worker.waits import dead_letters, final, reaches
+from tests.helpers import both_topologies, wait_for
+from tests.worker.waits import dead_letters, final, queue_empty, reaches, read_one
 from worker.handlers import demo
 from worker.runner import Runner
 from worker.settings import WorkerSettings
 
 SHORT = {"visibility_timeout": 0.3}
 
+pytestmark = both_topologies
+
 
 async def _taken_by_a_dead_worker(store: TaskStore, queue: TaskQueue, attempts: int = 1) -> str:
     """Read the next entry as consumer "ghost" and start `attempts` attempts that never end."""
     await queue.ensure_group()
-    (entry,) = await queue.read("ghost", 1, 10)
+    entry = await read_one(queue, "ghost")
     for n in range(attempts):
         await store.move(Move(entry.task_id, TaskStatus.RUNNING, new_token=f"ghost-{n}", new_attempt=True))
     return entry.task_id
@@ -28,8 +30,7 @@ async def _taken_by_a_dead_worker(store: TaskStore, queue: TaskQueue, attempts: 
 
 async def _nothing_pending(queue: TaskQueue) -> bool:
     await queue.ensure_group()
-    info = await queue.redis.xpending(queue.keys.stream, queue.keys.group)
-    return info["pending"] == 0 and await queue.backlog() == 0
+    return await queue_empty(TaskStore(queue.redis, queue.keys))
 
 
 async def test_an_entry_left_by_a_dead_worker_is_reclaimed_as_a_new_attempt(
@@ -67,7 +68,7 @@ async def test_a_task_whose_every_attempt_was_lost_ends_failed_and_dead_lettered
 async def test_an_entry_without_a_task_hash_is_dead_lettered_and_acked(
     store: TaskStore, queue: TaskQueue, redis: Redis, start_worker: Callable[..., Runner]
 ) -> None:
-    await redis.xadd(store.keys.stream, {"task_id": "vanished"})
+    await redis.xadd(store.keys.shards[0].stream, {"task_id": "vanished"})
 
     start_worker()
 
@@ -108,8 +109,8 @@ async def test_pending_ids_whose_entry_was_deleted_are_acked(
 ) -> None:
     await store.submit("deleted", {})
     await queue.ensure_group()
-    (entry,) = await queue.read("ghost", 1, 10)
-    await redis.xdel(store.keys.stream, entry.entry_id)
+    entry = await read_one(queue, "ghost")
+    await redis.xdel(entry.shard.stream, entry.entry_id)
 
     start_worker(**SHORT)
 
@@ -151,7 +152,7 @@ async def test_shutdown_leaves_unfinished_tasks_running_for_another_worker_to_ta
     slow = await store.submit("slow", {"duration": 2})
     settings = make_worker_settings(shutdown_grace=0.6, consumer_name="leaving")
     stop = asyncio.Event()
-    leaving = asyncio.create_task(Runner(settings, redis, demo).run(stop))
+    leaving = asyncio.create_task(Runner(settings, redis, store.keys, demo).run(stop))
     await reaches(store, slow.task_id, ("RUNNING",))
     await reaches(store, quick.task_id, ("RUNNING", "DONE"))
 
@@ -162,7 +163,7 @@ async def test_shutdown_leaves_unfinished_tasks_running_for_another_worker_to_ta
     assert decode_state(await store.state(slow.task_id))["status"] == "RUNNING"
     other = make_worker_settings(visibility_timeout=60, consumer_name="staying")
     stop_other = asyncio.Event()
-    staying = asyncio.create_task(Runner(other, redis, demo).run(stop_other))
+    staying = asyncio.create_task(Runner(other, redis, store.keys, demo).run(stop_other))
     state = await final(store, slow.task_id, timeout=20)
     stop_other.set()
     await staying

@@ -9,7 +9,7 @@ from redis.asyncio.client import PubSub
 
 from taskstore import TaskQueue, TaskStore, decode_state
 from taskstore.deadletters import DeadLetters
-from tests.helpers import wait_for
+from tests.helpers import both_topologies, wait_for
 from tests.worker.waits import dead_letters, events_until_end, final
 from worker.retry import backoff_delay
 from worker.runner import Runner
@@ -17,6 +17,7 @@ from worker.runner import Runner
 FAST = {"retry_backoff": 0.01, "retry_backoff_max": 0.05}
 
 
+@both_topologies
 async def test_fail_times_2_is_retried_visibly_and_ends_done_on_attempt_3(
     store: TaskStore, redis: Redis, start_worker: Callable[..., Runner]
 ) -> None:
@@ -35,6 +36,7 @@ async def test_fail_times_2_is_retried_visibly_and_ends_done_on_attempt_3(
     assert events[-1]["attempts"] == 3 and events[-1]["error"] is None
 
 
+@both_topologies
 async def test_a_task_failing_every_attempt_ends_failed_and_dead_lettered(
     store: TaskStore, redis: Redis, start_worker: Callable[..., Runner]
 ) -> None:
@@ -50,6 +52,7 @@ async def test_a_task_failing_every_attempt_ends_failed_and_dead_lettered(
     assert '"prompt":"doomed"' in letters[0].request and letters[0].time > 0
 
 
+@both_topologies
 async def test_a_permanent_error_fails_at_once_without_retries(
     store: TaskStore, redis: Redis, start_worker: Callable[..., Runner]
 ) -> None:
@@ -63,6 +66,7 @@ async def test_a_permanent_error_fails_at_once_without_retries(
     assert [d.task_id for d in await dead_letters(DeadLetters(redis, store.keys))] == [sub.task_id]
 
 
+@both_topologies
 async def test_a_retry_waiting_for_its_backoff_holds_no_worker_slot(
     store: TaskStore, redis: Redis, start_worker: Callable[..., Runner]
 ) -> None:
@@ -80,7 +84,7 @@ async def test_a_retry_waiting_for_its_backoff_holds_no_worker_slot(
 
 async def _wait_delayed(redis: Redis, store: TaskStore, task_id: str) -> None:
     async def scheduled() -> bool:
-        return await redis.zscore(store.keys.delayed, task_id) is not None
+        return await redis.zscore(store.keys.shard_of_task(task_id).delayed, task_id) is not None
 
     await wait_for(scheduled, what="the retry to be in the delayed set")
 
@@ -97,18 +101,20 @@ def test_backoff_doubles_per_attempt_up_to_the_cap_with_half_of_it_random() -> N
     assert backoff_delay(20, 1.0, 60.0, high) == 60.0
 
 
+@both_topologies
 async def test_due_retries_are_moved_to_the_stream_once_even_by_concurrent_schedulers(
     queue: TaskQueue, redis: Redis
 ) -> None:
     now = time.time()
-    await redis.zadd(queue.keys.delayed, {"a": now - 1, "b": now - 0.5, "later": now + 100})
+    shard = queue.keys.shard_of_task("a")
+    await redis.zadd(shard.delayed, {"a": now - 1, "b": now - 0.5, "later": now + 100})
 
     moved = await asyncio.gather(*(queue.promote_due(now) for _ in range(5)))
 
     assert sum(moved) == 2
-    entries = await redis.xrange(queue.keys.stream)
+    entries = await redis.xrange(shard.stream)
     assert sorted(fields[b"task_id"] for _, fields in entries) == [b"a", b"b"]
-    assert await redis.zrange(queue.keys.delayed, 0, -1) == [b"later"]
+    assert await redis.zrange(shard.delayed, 0, -1) == [b"later"]
 
 
 async def test_a_timed_out_task_fails_after_one_attempt_by_default(

@@ -7,9 +7,11 @@ from typing import Any
 from redis.asyncio import Redis
 
 from taskstore import TaskQueue, TaskStore, decode_state
-from tests.helpers import wait_for
+from tests.helpers import both_topologies, listen, wait_for
 from worker.runner import Runner, run
 from worker.settings import WorkerSettings
+
+pytestmark = both_topologies
 
 
 async def _final(store: TaskStore, task_id: str, timeout: float = 10) -> dict[str, Any]:
@@ -38,13 +40,12 @@ async def test_progress_steps_are_published_in_seq_order(
     store: TaskStore, redis: Redis, start_worker: Callable[..., Runner]
 ) -> None:
     sub = await store.submit("steps", {"duration": 0.06, "steps": 3})
-    pubsub = redis.pubsub()
-    await pubsub.subscribe(store.keys.channel(sub.task_id))
+    pubsub, get = await listen(redis, store.keys.channel(sub.task_id))
     start_worker(progress_rate=100)  # above the 50 steps/s of this task: none is merged
 
     events = []
     while not events or events[-1]["status"] != "DONE":
-        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5)
+        message = await get(ignore_subscribe_messages=True, timeout=5)
         if message:
             events.append(decode_state(message["data"]))
     await pubsub.aclose()
@@ -112,7 +113,7 @@ async def test_a_redelivered_entry_for_a_done_task_changes_nothing(
     sub = await store.submit("once", {})
     await run(make_worker_settings(), asyncio.Event(), burst=True)
     before = await store.state(sub.task_id)
-    await redis.xadd(store.keys.stream, {"task_id": sub.task_id})
+    await redis.xadd(store.keys.shard_of_task(sub.task_id).stream, {"task_id": sub.task_id})
 
     await run(make_worker_settings(), asyncio.Event(), burst=True)
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from redis.asyncio import Redis
-
-from taskstore import TaskStore, decode_state
+from taskstore import Entry, TaskQueue, TaskStore, decode_state
 from taskstore.deadletters import DeadLetter, DeadLetters
-from tests.helpers import wait_for
+from taskstore.depth import queue_depth
+from taskstore.topology import Client
+from tests.helpers import listen, wait_for
 
 ENDED = ("DONE", "FAILED", "CANCELLED")
 
@@ -59,20 +59,27 @@ async def dead_letters(letters: DeadLetters, count: int = 1, timeout: float = 10
 
 
 async def queue_empty(store: TaskStore) -> bool:
-    """Whether every stream entry was acknowledged and deleted."""
-    pending = await store.redis.xpending(store.keys.stream, store.keys.group)
-    return pending["pending"] == 0 and await store.redis.xlen(store.keys.stream) == 0
+    """Whether every stream entry (of every shard) was acknowledged and deleted."""
+    depth = (await queue_depth(store.redis, store.keys)).total
+    return depth.pending == 0 and depth.length == 0
 
 
-async def events_until_end(redis: Redis, channel: str, started: asyncio.Event) -> list[dict[str, Any]]:
+async def read_one(queue: TaskQueue, consumer: str) -> Entry:
+    """The one waiting entry, read from whichever shard holds it, as `consumer`."""
+    found = [e for entries in await queue.read(consumer, [(s, 1) for s in queue.shards]) for e in entries]
+    if len(found) != 1:
+        raise AssertionError(f"expected one waiting entry, read {len(found)}")
+    return found[0]
+
+
+async def events_until_end(redis: Client, channel: str, started: asyncio.Event) -> list[dict[str, Any]]:
     """Every event published on `channel` up to the first DONE or FAILED; `started` once subscribed."""
-    pubsub = redis.pubsub()
-    await pubsub.subscribe(channel)
-    await pubsub.get_message(timeout=2)  # the subscribe confirmation
+    pubsub, get = await listen(redis, channel)
+    await get(timeout=2)  # the subscribe confirmation
     started.set()
     events: list[dict[str, Any]] = []
     while not events or events[-1]["status"] not in ("DONE", "FAILED"):
-        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5)
+        message = await get(ignore_subscribe_messages=True, timeout=5)
         if message:
             events.append(decode_state(message["data"]))
     await pubsub.aclose()

@@ -1,0 +1,144 @@
+"""Single node or Redis Cluster: the one module that knows the difference.
+
+REDIS_CLUSTER=true|false ─▶ as told
+unset ─▶ INFO cluster on the REDIS_URL node: cluster_enabled:1 ─▶ cluster
+cluster ─▶ RedisCluster client (any node's URL is enough: it discovers the rest)
+           events go out with SPUBLISH (sharded pub/sub), default QUEUE_SHARDS 16
+single  ─▶ Redis client, PUBLISH, default QUEUE_SHARDS 1
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterPipeline, RedisCluster
+from redis.exceptions import (
+    ClusterDownError,
+    RedisClusterException,
+    RedisError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from taskstore.connection import PackedConnection
+
+log = logging.getLogger(__name__)
+
+Client = Redis | RedisCluster
+Pipe = Pipeline | ClusterPipeline
+CLUSTER_DEFAULT_SHARDS = 16
+
+# Redis is not answering now; trying again later is right. On a cluster this includes the
+# seconds of a failover (CLUSTERDOWN, TRYAGAIN, a slot briefly without a primary). BusyLoading
+# (a restart replaying its AOF) is a ConnectionError.
+UNAVAILABLE: tuple[type[Exception], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    ClusterDownError,
+    TryAgainError,
+    RedisClusterException,
+)
+# Any failure of Redis or of the cluster client (which raises some outside RedisError).
+REDIS_FAILURE: tuple[type[Exception], ...] = (RedisError, OSError, RedisClusterException)
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    cluster: bool
+
+    @property
+    def publish(self) -> str:
+        """The command the transition script publishes events with."""
+        return "SPUBLISH" if self.cluster else "PUBLISH"
+
+    @property
+    def name(self) -> str:
+        return "Redis Cluster" if self.cluster else "single Redis node"
+
+    def shards(self, configured: int) -> int:
+        """QUEUE_SHARDS as configured, or the topology's default when 0."""
+        if configured > 0:
+            return configured
+        return CLUSTER_DEFAULT_SHARDS if self.cluster else 1
+
+
+async def detect(url: str, override: bool | None = None) -> Topology:
+    """The topology of the Redis at `url`; `override` (REDIS_CLUSTER) wins when set."""
+    if override is not None:
+        return Topology(cluster=override)
+    probe = Redis.from_url(url, client_name="taskcast-probe")
+    try:
+        info: dict[str, Any] = await probe.info("cluster")
+    finally:
+        await probe.aclose()
+    return Topology(cluster=bool(int(info.get("cluster_enabled", 0))))
+
+
+def make_client(url: str, topology: Topology, **options: Any) -> Client:
+    """A client for `url` on `topology`; `options` go to every connection."""
+    if topology.cluster:
+        cluster = RedisCluster.from_url(url, **options)
+        if url.startswith("redis://"):
+            _pack_in_c(cluster)
+        return cluster
+    if url.startswith("redis://"):
+        options.setdefault("connection_class", PackedConnection)
+    return Redis.from_url(url, **options)
+
+
+def primaries_of(client: Client, keys: list[str]) -> list[dict[str, Any]]:
+    """`route()` arguments for each primary that holds one of `keys` (one entry on a single node)."""
+    if not isinstance(client, RedisCluster):
+        return [{}]
+    nodes = {node.name: node for node in (client.get_node_from_key(k) for k in keys) if node}
+    return [{"target_nodes": node} for node in nodes.values()]
+
+
+def _pack_in_c(cluster: RedisCluster) -> None:
+    """Every node connection a PackedConnection, as on a single node (taskstore/connection.py).
+
+    RedisCluster takes no connection class (its constructor sets redis-py's own), so it is set
+    where its nodes are made: the node manager's connection arguments and the start-up nodes.
+    """
+    cluster.nodes_manager.connection_kwargs["connection_class"] = PackedConnection
+    for node in cluster.nodes_manager.startup_nodes.values():
+        node.connection_class = PackedConnection
+
+
+def is_cluster(client: Client) -> bool:
+    return isinstance(client, RedisCluster)
+
+
+def route(client: Client, key: str) -> dict[str, Any]:
+    """Keyword arguments that send a command straight to `key`'s primary on a cluster.
+
+    redis-py cannot find the keys of XREAD and XREADGROUP by itself and asks the server
+    (COMMAND GETKEYS): a second round trip per read. A stale slot map makes the targeted command
+    fail with a redirect (AskError); callers then send it untargeted, and redis-py follows it.
+    """
+    if isinstance(client, RedisCluster):
+        return {"target_nodes": client.get_node_from_key(key)}
+    return {}
+
+
+def masked(url: str) -> str:
+    """`url` with its password replaced by ***, fit for a log line."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+
+
+def describe(url: str, topology: Topology, shard_count: int) -> str:
+    """One log line: where, which topology, how many queue shards."""
+    return f"Redis at {masked(url)}: {topology.name}, {shard_count} queue shard(s)"
