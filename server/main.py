@@ -49,7 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         topology = await detect(settings.redis_url, settings.redis_cluster)
         redis = _client(settings, topology)
         keys = settings.keys_for(topology)
-        log.info("API on %s", describe(settings.redis_url, topology, keys.shard_count))
+        log.info("API on %s", describe(settings.redis_url_for_logs, topology, keys.shard_count))
         app.state.settings = settings
         store = app.state.store = TaskStore(
             redis,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
@@ -128,17 +127,7 @@ def route(client: Client, key: str) -> dict[str, Any]:
     return {}
 
 
-def masked(url: str) -> str:
-    """`url` with its password replaced by ***, fit for a log line."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
-
-
-def describe(url: str, topology: Topology, shard_count: int) -> str:
-    """One log line: where, which topology, how many queue shards."""
-    return f"Redis at {masked(url)}: {topology.name}, {shard_count} queue shard(s)"
+def describe(masked_url: str, topology: Topology, shard_count: int) -> str:
+    """One log line: where (the URL with its password masked: StoreConfig.redis_url_for_logs),
+    which topology, how many queue shards."""
+    return f"Redis at {masked_url}: {topology.name}, {shard_count} queue shard(s)"

@@ -236,7 +236,7 @@ async def run(settings: WorkerSettings, stop: asyncio.Event, *, burst: bool = Fa
     if topology is None:
         return
     keys = settings.keys_for(topology)
-    log.info("worker on %s", describe(settings.redis_url, topology, keys.shard_count))
+    log.info("worker on %s", describe(settings.redis_url_for_logs, topology, keys.shard_count))
     redis = make_client(settings.redis_url, topology, client_name="taskcast-worker")
     runner = Runner(settings, redis, keys, timed(load_handler(settings.handler)))
     # Nothing created so far is garbage: keep it out of every future collection's scan.

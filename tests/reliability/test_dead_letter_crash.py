@@ -22,7 +22,7 @@ async def test_a_worker_killed_right_after_a_final_failure_leaves_the_dead_lette
     code = await doomed.exited()
     state = decode_state(await own_store.state(task_id))
     letters = await DeadLetters(own_store.redis, own_store.keys).list()
-    unacked = await own_store.redis.xlen(own_store.keys.stream)
+    unacked = await own_store.redis.xlen(own_store.keys.shard_of_task(task_id).stream)
 
     assert code == EXIT_CODE
     assert state["status"] == "FAILED"
