@@ -195,8 +195,8 @@ async def test_any_body_gets_no_server_error_and_a_refused_one_writes_nothing(
     server_errors: list[str],
 ) -> None:
     errors_before = len(server_errors)
-    stream = _keys(live_server).stream
-    keys_before, length_before = await redis.dbsize(), await redis.xlen(stream)
+    queue = TaskQueue(redis, _keys(live_server))
+    keys_before, length_before = await redis.dbsize(), await queue.backlog()
     headers = {} if content_type is None else {"content-type": content_type}
     content = body.encode() if isinstance(body, Oversize) else body
     note(f"POST /tasks, content-type {content_type!r}, {len(content)} bytes: {content[:80]!r}")
@@ -205,9 +205,9 @@ async def test_any_body_gets_no_server_error_and_a_refused_one_writes_nothing(
 
     assert status in (202, 413, 422), detail
     if status == 202:
-        assert await redis.xlen(stream) == length_before + 1
+        assert await queue.backlog() == length_before + 1
     else:
-        assert (await redis.dbsize(), await redis.xlen(stream)) == (keys_before, length_before)
+        assert (await redis.dbsize(), await queue.backlog()) == (keys_before, length_before)
     if status == 422:
         assert detail[0]["loc"][0] == "body"
     assert server_errors[errors_before:] == []
