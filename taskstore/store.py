@@ -18,7 +18,7 @@ from taskstore.index import MoveKeys, task_kind
 from taskstore.keys import Keys
 from taskstore.model import TaskStatus
 from taskstore.scripts import Script, Scripts
-from taskstore.topology import Client, Pipe, is_cluster, primaries_of, route
+from taskstore.topology import Client, Pipe, call, is_cluster, primaries_of, route
 
 ScriptCall = tuple[list[str], list[str | int]]
 
@@ -220,6 +220,8 @@ class TaskStore:
         replies: list[Any],
         also: Callable[[Pipe], None] | None = None,
     ) -> list[Any]:
+        if len(todo) == 1 and also is None:
+            return await self._send_one(script, calls, todo[0], replies)
         async with self.redis.pipeline(transaction=False) as pipe:
             for i in todo:
                 keys, args = calls[i]
@@ -233,6 +235,19 @@ class TaskStore:
         merged = list(replies)
         for i, reply in zip(todo, sent[: len(todo)], strict=True):
             merged[i] = reply
+        return merged
+
+    async def _send_one(
+        self, script: Script, calls: Sequence[ScriptCall], i: int, replies: list[Any]
+    ) -> list[Any]:
+        """`_send` of a lone call (most calls when lightly loaded): one command, no pipeline."""
+        keys, args = calls[i]
+        try:
+            reply = await call(self.redis, keys[0], "EVALSHA", script.sha, len(keys), *keys, *args)
+        except ResponseError as e:  # as a pipeline would return it: NoScriptError, a bad hash ...
+            reply = e
+        merged = list(replies)
+        merged[i] = reply
         return merged
 
     def _moved_or_rejected(self, move: Move, reply: Any) -> Moved | TransitionRejected:

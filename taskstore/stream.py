@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import Any
 
-from redis.exceptions import AskError, ResponseError
+from redis.exceptions import ResponseError
 
 from taskstore.keys import Keys, Shard
 from taskstore.scripts import Script
-from taskstore.topology import Client, Pipe, route
+from taskstore.topology import Client, Pipe, call, route
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +82,11 @@ class TaskQueue:
 
     async def read(self, consumer: str, counts: Sequence[tuple[Shard, int]]) -> list[list[Entry]]:
         """New entries for this consumer, at most `count` from each shard, without blocking."""
+        if len(counts) == 1:  # a woken reader asks its shard alone: one command, no pipeline
+            shard, count = counts[0]
+            group = ("GROUP", self.keys.group, consumer, "COUNT", count)
+            reply = await call(self.redis, shard.stream, "XREADGROUP", *group, "STREAMS", shard.stream, ">")
+            return [_entries(shard, reply)]
         async with self.redis.pipeline(transaction=False) as pipe:
             for shard, count in counts:
                 args = ("XREADGROUP", "GROUP", self.keys.group, consumer, "COUNT", count, "STREAMS")
@@ -98,11 +103,7 @@ class TaskQueue:
         """Wait up to `block_ms` for entries of `shard` newer than `after` ("$": than now);
         the newest one's id (of up to 100 seen), or None. Consumes nothing."""
         args = ("XREAD", "COUNT", 100, "BLOCK", block_ms, "STREAMS", shard.stream, after)
-        try:
-            reply: Any = await self.redis.execute_command(*args, **route(self.redis, shard.stream))
-        except AskError:  # the slot moved: let redis-py find its new primary
-            reply = await self.redis.execute_command(*args)
-        entries = _entries(shard, reply)
+        entries = _entries(shard, await call(self.redis, shard.stream, *args))
         return entries[-1].entry_id if entries else None
 
     async def ack(self, entries: Sequence[Entry]) -> None:

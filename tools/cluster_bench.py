@@ -9,8 +9,8 @@ For each topology (a private redis-server, then a private 3-primary cluster, bot
   P3  submit -> terminal SSE event, p50/p99: one no-op task at a time, its stream opened after POST
   idle  Redis commands/s of an idle worker (INFO commandstats over 5 s, nothing else running)
   cost  per task over P2 (submit, run, acknowledge), from INFO summed over the primaries: Redis
-        commands (commandstats; the calls inside scripts count too), bytes in+out, and events
-        published (PUBLISH/SPUBLISH calls)
+        commands (commandstats; the calls inside scripts count too), bytes in+out, events
+        published (PUBLISH/SPUBLISH calls) and Redis CPU time (used_cpu_user + used_cpu_sys)
 
 P1 and P2 are the best of --rounds turns, P3 is pooled over them; the topologies take turns, so
 the noise of a shared machine falls on both.
@@ -55,6 +55,7 @@ class Figures:
     commands: float = 0.0
     bytes: float = 0.0
     published: float = 0.0
+    cpu_us: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ class Counters:
     commands: int
     bytes: int
     published: int
+    cpu: float  # seconds of Redis CPU (user + sys), summed over the primaries
 
 
 class Target:
@@ -73,16 +75,19 @@ class Target:
 
     def counters(self) -> Counters:
         commands = net = published = 0
+        cpu = 0.0
         for port in self.ports:
             with SyncRedis(port=port) as r:
                 stats = r.info("commandstats")
                 traffic = r.info("stats")
+                used = r.info("cpu")
+            cpu += float(used["used_cpu_user"]) + float(used["used_cpu_sys"])
             commands += sum(int(v["calls"]) for v in stats.values())
             published += sum(
                 int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("publish", "spublish")
             )
             net += int(traffic["total_net_input_bytes"]) + int(traffic["total_net_output_bytes"])
-        return Counters(commands, net, published)
+        return Counters(commands, net, published, cpu)
 
     def reset(self) -> None:
         for port in self.ports:
@@ -203,6 +208,7 @@ def _cost(row: Figures, before: Counters, after: Counters, tasks: int) -> None:
     row.commands = (after.commands - before.commands) / tasks
     row.bytes = (after.bytes - before.bytes) / tasks
     row.published = (after.published - before.published) / tasks
+    row.cpu_us = (after.cpu - before.cpu) / tasks * 1e6
 
 
 def wait_cost(args: argparse.Namespace) -> None:
@@ -227,12 +233,15 @@ def wait_cost(args: argparse.Namespace) -> None:
 def report(rows: list[Figures]) -> None:
     print(f"machine: {machine()}")
     header = f"{'':10} {'P1 req/s':>10} {'P2 tasks/s':>11} {'P3 p50 ms':>10} {'P3 p99 ms':>10}"
-    print(header + f" {'idle cmd/s':>11} {'cmds/task':>10} {'bytes/task':>11} {'pub/task':>9}")
+    print(
+        header
+        + f" {'idle cmd/s':>11} {'cmds/task':>10} {'bytes/task':>11} {'pub/task':>9} {'cpu µs/task':>12}"
+    )
     for f in rows:
         p50, p99 = percentile(f.p3, 50) * 1000, percentile(f.p3, 99) * 1000
         print(
             f"{f.name:10} {f.p1:10,.0f} {f.p2:11,.0f} {p50:10.2f} {p99:10.2f}"
-            f" {f.idle:11.1f} {f.commands:10.2f} {f.bytes:11,.0f} {f.published:9.2f}"
+            f" {f.idle:11.1f} {f.commands:10.2f} {f.bytes:11,.0f} {f.published:9.2f} {f.cpu_us:12.1f}"
         )
     one, many = rows
     p50s = percentile(many.p3, 50) / percentile(one.p3, 50)
