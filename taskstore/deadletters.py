@@ -3,8 +3,8 @@
 The task itself stays FAILED (terminal); a dead letter is what an operator lists, requeues as a
 new task, or purges. Entries are never trimmed automatically. A letter lives in its task's shard
 (same hash tag as the task), so a script can write it with the FAILED state. Entry ids repeat
-across shards, so a letter's `ref` is "<shard tag>/<entry id>" (just the entry id in the queue
-of the layout before shards).
+across shards, so a letter's `ref` is "<shard tag>:<entry id>" (just the entry id in the queue
+of the layout before shards); it goes in a URL path as it is.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class DeadLetter:
     @property
     def ref(self) -> str:
         """How an operator names this letter: unique over every shard."""
-        return f"{self.shard}/{self.entry_id}" if self.shard else self.entry_id
+        return f"{self.shard}:{self.entry_id}" if self.shard else self.entry_id
 
     def fields(self) -> dict[str, str]:
         return {
@@ -59,7 +59,7 @@ class DeadLetters:
         shard = self.keys.shard_of_task(letter.task_id)
         entry_id = await self.redis.xadd(shard.dead_letter, letter.fields())  # type: ignore[arg-type]
         text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-        return f"{shard.tag}/{text}" if shard.tag else text
+        return f"{shard.tag}:{text}" if shard.tag else text
 
     async def newest(self, count: int) -> list[DeadLetter]:
         """The newest `count` dead letters over every shard, newest first."""
@@ -118,7 +118,7 @@ class DeadLetters:
         return next(s.dead_letter for s in self.keys.all_shards if s.tag == tag)
 
     def _parse_ref(self, ident: str) -> tuple[Shard | None, str]:
-        tag, _, entry_id = ident.rpartition("/")
+        tag, _, entry_id = ident.rpartition(":")
         if not _ENTRY_ID.match(entry_id):
             return None, ""
         shard = next((s for s in self.keys.all_shards if s.tag == tag), None)

@@ -97,6 +97,14 @@ class Keys:
             return self.legacy if self.legacy_queue else self.shards[0]
         return self._shard(shards.split_task_id(task_id)[0])
 
+    def index_tag(self, task_id: str) -> str:
+        """The tag of the list index and end buckets a task's moves write: its shard's, or on a
+        cluster, for an id without a shard (none is made there), the id's own tag, so that every
+        key of the move stays in one slot."""
+        if shards.is_sharded_id(task_id) or self.legacy_queue:
+            return self.shard_of_task(task_id).tag
+        return shards.split_task_id(task_id)[0]
+
     def shard_of_signature(self, signature: str) -> Shard:
         return self._shard(shards.tag_of_signature(signature, self.shard_count))
 

@@ -195,10 +195,11 @@ class TaskStore:
         ]
         for name, value in move.fields.items():
             args += [name, value]
-        shard = self.keys.shard_of_task(move.task_id)
-        keys = [self.keys.task(move.task_id), *self._move_keys(task_kind(move.kind), move.to, shard.tag)]
+        tag = self.keys.index_tag(move.task_id)
+        keys = [self.keys.task(move.task_id), *self._move_keys(task_kind(move.kind), move.to, tag)]
         if move.dead_letter and move.to == TaskStatus.FAILED:
-            keys.append(shard.dead_letter)  # after the end bucket, which FAILED always has
+            # after the end bucket, which FAILED always has
+            keys.append(self.keys.shard_of_task(move.task_id).dead_letter)
         return keys, args
 
     async def _pipeline(

@@ -40,7 +40,7 @@ def served_kinds() -> list[str]:
 
 
 KIND_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
-CURSOR_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,9})?~[0-9a-f]{1,64}$"
+CURSOR_PATTERN = r"^[0-9]{1,12}(\.[0-9]{1,9})?~([0-9]{1,4}\.[0-9]{1,6}-)?[0-9a-f]{1,64}$"
 
 
 def make_filter(status: TaskStatus | None, kind: str | None, served: Sequence[str]) -> Filter:

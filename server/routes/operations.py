@@ -6,6 +6,7 @@ workers.py); none scans the keyspace.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 import orjson
@@ -101,8 +102,9 @@ async def stats(store: StoreDep) -> Stats:
 
 @router.get("/deadletters", response_model=list[DeadLetterOut])
 async def list_dead_letters(store: StoreDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
-    """Tasks that failed every attempt, newest first."""
-    return await DeadLetters(store.redis, store.keys).newest(limit)
+    """Tasks that failed every attempt, newest first; `entry_id` names the letter to requeue."""
+    letters = await DeadLetters(store.redis, store.keys).newest(limit)
+    return [DeadLetterOut(**{**asdict(letter), "entry_id": letter.ref}) for letter in letters]
 
 
 @router.post(

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 from redis.asyncio import Redis
 
+from taskstore.topology import Topology
 from tests.conftest import LiveServer
 from tests.helpers import spawn_worker, wait_for
 from worker.handlers import load_handler
@@ -33,7 +34,8 @@ async def test_a_started_worker_is_listed_and_a_stopped_one_leaves_at_once(
     ws = make_worker_settings(consumer_name="w-clean", heartbeat_interval=0.1, max_concurrency=3)
     redis = Redis.from_url(ws.redis_url)
     stop = asyncio.Event()
-    running = asyncio.create_task(Runner(ws, redis, load_handler(ws.handler)).run(stop))
+    keys = ws.keys_for(Topology(cluster=False))
+    running = asyncio.create_task(Runner(ws, redis, keys, load_handler(ws.handler)).run(stop))
 
     async with httpx.AsyncClient(base_url=server.url) as client:
         listed = await wait_for(lambda: _names(client), what="the worker's first heartbeat")
