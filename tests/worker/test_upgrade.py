@@ -2,7 +2,8 @@
 
 Tasks of that layout have ids without a shard (32 hex) and keys `taskcast:task:{<id>}`; the queue
 was one stream `task_stream` with `task_stream:delayed` and `task_stream:dead`. The old submit
-script is the current one called with the old key names, so that is how these tests write them.
+script is the current one called with the old key names (plus the list view's indexes, which
+it writes since), so that is how these tests write them.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ async def _old_submit(store: TaskStore, prompt: str) -> str:
     """What submit did before shards: an id without a shard, the one stream, the old cache key."""
     task_id, request = new_task_id(), encode_request(prompt, {"duration": 0.05})
     sig = signature(request)
-    keys = [f"{store.keys.prefix}:cache:{sig}", store.keys.task(task_id), store.keys.legacy.stream]
+    indexes = [store.keys.index("default", status, "") for status in ("PENDING", "DONE")]  # list view
+    keys = [f"{store.keys.prefix}:cache:{sig}", store.keys.task(task_id), store.keys.legacy.stream, *indexes]
     args: list[str | int] = [task_id, request.decode(), sig, 3600, 600, 0]
     assert (await store.scripts.submit(store.redis, keys, args))[0] == b"queued"
     return task_id
