@@ -8,6 +8,9 @@ import httpx
 
 from taskstore import Move, TaskStatus, TaskStore
 from taskstore.deadletters import DeadLetter, DeadLetters
+from tests.helpers import both_topologies
+
+pytestmark = both_topologies
 
 
 async def _failed(store: TaskStore, prompt: str) -> str:

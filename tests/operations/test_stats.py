@@ -8,8 +8,10 @@ from typing import Any
 import httpx
 
 from taskstore import TaskStore
-from tests.helpers import wait_for
+from tests.helpers import both_topologies, wait_for
 from worker.runner import Runner
+
+pytestmark = both_topologies
 
 
 async def _stats(client: httpx.AsyncClient) -> dict[str, Any]:

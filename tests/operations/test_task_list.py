@@ -10,7 +10,7 @@ import httpx
 
 from taskstore import Move, TaskStatus, TaskStore
 from tests.conftest import LiveServer
-from tests.helpers import wait_for
+from tests.helpers import both_topologies, wait_for
 
 
 async def _submit(store: TaskStore, n: int, prefix: str = "task") -> list[str]:
@@ -29,6 +29,7 @@ async def _pages(client: httpx.AsyncClient, between: Callable[[], Any], **params
         await between()
 
 
+@both_topologies
 async def test_pages_stay_stable_while_tasks_are_added(client: httpx.AsyncClient, store: TaskStore) -> None:
     first = await _submit(store, 25, "old")
 
@@ -42,6 +43,7 @@ async def test_pages_stay_stable_while_tasks_are_added(client: httpx.AsyncClient
     assert [len(p) for p in pages] == [10, 10, 5]
 
 
+@both_topologies
 async def test_rows_carry_state_and_kind_newest_first(client: httpx.AsyncClient, store: TaskStore) -> None:
     ids = await _submit(store, 3)
 
@@ -53,6 +55,7 @@ async def test_rows_carry_state_and_kind_newest_first(client: httpx.AsyncClient,
     assert answer["next_cursor"] is None
 
 
+@both_topologies
 async def test_status_filter_follows_every_move(client: httpx.AsyncClient, store: TaskStore) -> None:
     ids = await _submit(store, 6)
     for task_id in ids[1:]:
@@ -76,6 +79,7 @@ async def test_status_filter_follows_every_move(client: httpx.AsyncClient, store
     assert failed["error"] == "boom" and failed["attempts"] == 1
 
 
+@both_topologies
 async def test_a_page_of_a_filter_is_stable_while_tasks_move(
     client: httpx.AsyncClient, store: TaskStore
 ) -> None:
@@ -90,6 +94,7 @@ async def test_a_page_of_a_filter_is_stable_while_tasks_move(
     assert listed == ids[::-1]
 
 
+@both_topologies
 async def test_bad_filters_get_422(client: httpx.AsyncClient) -> None:
     for params in (
         {"status": "SLEEPING"},
