@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Coroutine
 from functools import partial
 from typing import Any
 
@@ -33,10 +33,10 @@ from server.ops.metrics import StreamMeter
 from server.push.connection import connection
 from server.push.dispatch import SocketApp
 from server.push.hub import Hub, TooManyStreams
-from server.push.subscriber import Event, Subscriber, SubscriberClosed, TooManyNotices, parse_seq
+from server.push.subscriber import Event, Subscriber, SubscriberClosed, TooManyNotices
+from server.routes.ws_frames import Access, apply_frame, resume_watch, seq_of
 from server.settings import Settings
 from taskstore import TaskNotFound
-from taskstore.errors import ECHO_LIMIT, clip
 
 router = APIRouter()
 
@@ -44,9 +44,6 @@ CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008
 CLOSE_TRY_LATER = 1013
 CLOSE_NOT_FOUND = 4404
-
-# Why a subscribe frame may not watch a task (task_id, the frame's "token"); None when it may.
-Access = Callable[[str, object], str | None]
 
 
 async def task_socket(websocket: WebSocket) -> None:
@@ -56,9 +53,9 @@ async def task_socket(websocket: WebSocket) -> None:
     sub = await _accept(websocket, hub, settings, "ws", task_id)
     if sub is None:
         return
-    last_seq = _int(websocket.query_params.get("last_seq"))
+    last_seq = seq_of(websocket.query_params.get("last_seq"))
     try:
-        snapshot = await _watch(hub, sub, task_id, last_seq)
+        snapshot = await resume_watch(hub, sub, task_id, last_seq)
     except TaskNotFound as e:
         await hub.release(sub)
         await websocket.close(CLOSE_NOT_FOUND, _reason(str(e)))
@@ -208,71 +205,13 @@ async def _receive_ops(websocket: WebSocket, sub: Subscriber, settings: Settings
         while True:
             text = await _receive_text(websocket)
             with sub.answering():  # "subscribed" goes out before the task's first event
-                reply = await _apply(text, sub, settings, hub, access)
+                reply = await apply_frame(text, sub, settings, hub, access)
                 if reply is not None:
                     sub.notify(orjson.dumps(reply))
     except WebSocketDisconnect:
         return
     except TooManyNotices:
         await websocket.close(CLOSE_POLICY, "too many unread error frames")
-
-
-async def _apply(
-    text: str | None, sub: Subscriber, settings: Settings, hub: Hub, access: Access
-) -> dict[str, Any] | None:
-    """Carry out one client frame; the control frame to answer with."""
-    if text is None:
-        return {"op": "error", "error": "binary frames are not supported; send JSON text frames"}
-    try:
-        frame = orjson.loads(text)
-    except orjson.JSONDecodeError as e:
-        return {"op": "error", "error": f"frame is not JSON: {e}"}
-    if not isinstance(frame, dict):
-        return {"op": "error", "error": "frame must be a JSON object"}
-    op, task_id = frame.get("op"), frame.get("task_id")
-    if op not in ("subscribe", "unsubscribe"):
-        return {"op": "error", "error": f"unknown op {_echo(op)!r}; use 'subscribe' or 'unsubscribe'"}
-    if not isinstance(task_id, str) or not task_id:
-        return {"op": "error", "error": "task_id must be a non-empty string", "task_id": _echo(task_id)}
-    if op == "unsubscribe":
-        await hub.unwatch(sub, task_id)
-        return {"op": "unsubscribed", "task_id": clip(task_id)}
-    refused = access(task_id, frame.get("token"))
-    if refused is not None:  # before any subscription is made
-        return {"op": "error", "error": refused, "task_id": clip(task_id), "code": 401}
-    return await _subscribe(sub, task_id, _int(frame.get("last_seq")), settings, hub)
-
-
-async def _subscribe(
-    sub: Subscriber, task_id: str, last_seq: int, settings: Settings, hub: Hub
-) -> dict[str, Any]:
-    if task_id not in sub.seen and len(sub.seen) >= settings.max_subscriptions_per_socket:
-        limit = settings.max_subscriptions_per_socket
-        return {
-            "op": "error",
-            "error": f"subscription limit of {limit} per socket reached",
-            "task_id": clip(task_id),
-        }
-    try:
-        snapshot = await _watch(hub, sub, task_id, last_seq)
-    except TaskNotFound as e:
-        return {"op": "error", "error": str(e), "task_id": clip(task_id), "code": 404}
-    if snapshot.terminal and last_seq == snapshot.seq:
-        await hub.unwatch(sub, task_id)  # the client saw the end: nothing will follow
-    return {"op": "subscribed", "task_id": task_id}
-
-
-async def _watch(hub: Hub, sub: Subscriber, task_id: str, last_seq: int) -> Event:
-    """`hub.watch`; a last_seq the task never had resyncs from the snapshot, as SSE does.
-
-    Without that, a client ahead of the task (Redis lost its last writes) got nothing, not
-    even the terminal state, until the task's seq passed the client's.
-    """
-    snapshot = await hub.watch(sub, task_id, after_seq=last_seq)
-    if last_seq > snapshot.seq:
-        sub.seen[task_id] = 0
-        sub.offer(snapshot)
-    return snapshot
 
 
 async def _while_receiving(
@@ -305,25 +244,6 @@ def _settings(websocket: WebSocket) -> Settings:
     return settings
 
 
-def _echo(value: object) -> object:
-    """A client's value as an error frame echoes it: strings cut, other long values as a cut repr."""
-    if isinstance(value, str):
-        return clip(value)
-    try:
-        text = repr(value)
-    except RecursionError:  # a frame nested deeper than repr goes
-        return "(not shown)"
-    return value if len(text) <= ECHO_LIMIT else clip(text)
-
-
 def _reason(text: str) -> str:
     """`text` cut to the 123 bytes a close frame's reason may hold (more fails the close)."""
     return text.encode()[:123].decode(errors="ignore")
-
-
-def _int(value: object) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return max(0, value)
-    if isinstance(value, str):
-        return parse_seq(value) or 0
-    return 0
