@@ -12,7 +12,14 @@ from fastapi.responses import JSONResponse, Response
 
 from server.push.hub import TooManyStreams
 from taskstore import QueueFull, TaskNotFound, TransitionRejected
-from taskstore.errors import ECHO_LIMIT, CannotResubmit, DeadLetterNotFound, clip
+from taskstore.errors import (
+    ECHO_LIMIT,
+    CannotResubmit,
+    DeadLetterNotFound,
+    IdempotencyConflict,
+    IdempotencyPending,
+    clip,
+)
 from taskstore.topology import UNAVAILABLE
 
 
@@ -45,6 +52,16 @@ async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(
         {"detail": f"Redis unavailable: {exc}"}, status_code=503, headers={"Retry-After": "1"}
     )
+
+
+async def _key_reused(_: Request, exc: Exception) -> JSONResponse:
+    # As the IETF draft on Idempotency-Key has it: a key reused with another body is a client
+    # error (422); a repeat while the first request is still being processed is a conflict (409).
+    if isinstance(exc, IdempotencyConflict):
+        msg = f"Value error, {exc}"
+        error = {"type": "value_error", "loc": ["header", "idempotency-key"], "msg": msg, "input": None}
+        return JSONResponse({"detail": [error]}, status_code=422)
+    return JSONResponse({"detail": str(exc)}, status_code=409, headers={"Retry-After": "1"})
 
 
 async def _invalid(_: Request, exc: Exception) -> Response:
@@ -92,3 +109,5 @@ def install(app: FastAPI) -> None:
     for error in UNAVAILABLE:
         if error is not OSError:
             app.add_exception_handler(error, _unavailable)
+    app.add_exception_handler(IdempotencyConflict, _key_reused)
+    app.add_exception_handler(IdempotencyPending, _key_reused)

@@ -28,8 +28,10 @@ from server.push.dispatch import StreamingFastAPI
 from server.push.hub import Hub
 from server.routes import dashboard, events, health, operations, tasks, ws
 from server.settings import Settings, get_settings
+from server.submission import Rules, document
 from taskstore import TaskQueue, TaskStore
 from taskstore.connection import PackedConnection
+from taskstore.idempotency import IdempotencyKeys
 from taskstore.topology import Client, Topology, describe, detect, make_client
 
 log = logging.getLogger(__name__)
@@ -60,11 +62,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             retry_after=settings.retry_after,
             wait_replicas=settings.submit_wait_replicas,
             wait_ms=settings.submit_wait_ms,
+            coalesce=settings.coalesce,
         )
-        queue = app.state.queue = TaskQueue(redis, keys)
+        # On a cluster the claim has a slot of its own: it goes in a round trip of its own.
+        same_slot = not topology.cluster
+        app.state.idempotency = IdempotencyKeys(store, settings.idempotency_ttl, same_slot=same_slot)
+        app.state.submit_rules = rules
+        app.state.queue = TaskQueue(redis, keys)
         # The API's own, not a worker's: tasks are accepted (and /readyz is 200) before any
-        # worker ever ran, e.g. while an autoscaler holds the workers at zero.
-        await queue.ensure_group()
+        # worker ever ran, e.g. while an autoscaler holds the workers at zero. Every kind's.
+        for kind in settings.kinds:
+            await TaskQueue(redis, keys.of_kind(kind)).ensure_group()
         hub = app.state.hub = Hub(
             settings.redis_url,
             store,
@@ -103,6 +111,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     tokens = app.state.tokens = settings.watch_tokens
     api_key = settings.api_key_value
+    rules = Rules(frozenset(settings.kinds), settings.max_delay)
+    document(app, rules)
     # Added last = outermost: CORS answers preflights before access control sees them.
     app.add_middleware(
         AccessControl, api_key=api_key, tokens=tokens, allowed_origins=settings.allowed_origins
@@ -112,7 +122,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             CORSMiddleware,
             allow_origins=sorted(settings.allowed_origins),
             allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Last-Event-ID", "If-None-Match"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Last-Event-ID",
+                "If-None-Match",
+                "Idempotency-Key",
+            ],
             expose_headers=["Location", "ETag", "Retry-After"],
         )
     app.include_router(tasks.router)

@@ -6,11 +6,12 @@ import hashlib
 import hmac
 from functools import lru_cache
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from server.access.tokens import WatchTokens
 from taskstore.config import StoreConfig
+from taskstore.kinds import parse_kinds
 from taskstore.logs import LogConfig
 
 
@@ -54,6 +55,23 @@ class Settings(BaseSettings, StoreConfig, LogConfig):
     )
     watch_token_ttl: int = Field(3600, ge=1, description="seconds a watch token from POST /tasks is good for")
     cors_origins: str = Field("", description="comma-separated origins allowed by CORS and on WebSockets")
+    task_kinds: str = Field(
+        "default", description="comma-separated kinds POST /tasks accepts; a body without one is 'default'"
+    )
+    max_delay: float = Field(86400.0, ge=0, description="largest `delay` of a scheduled task, seconds")
+    coalesce: bool = Field(True, description="identical requests in flight share one task")
+    idempotency_ttl: int = Field(86400, ge=1, description="seconds an Idempotency-Key is remembered")
+
+    @field_validator("task_kinds")
+    @classmethod
+    def _kinds_are_names(cls, value: str) -> str:
+        if not parse_kinds(value):
+            raise ValueError("TASK_KINDS names no kind")
+        return value
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return parse_kinds(self.task_kinds)
 
     @property
     def api_key_value(self) -> str | None:

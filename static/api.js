@@ -5,6 +5,8 @@
 // task's watch token from POST /tasks, good for that one task; a server without API_KEY
 // hands out none and needs none.
 
+import { TaskcastClient } from "./taskcast.js";
+
 const API_KEY_STORAGE = "taskcast.apiKey";
 const TOKENS_STORAGE = "taskcast.watchTokens";
 
@@ -43,70 +45,41 @@ export function setApiKey(value) {
   else localStorage.removeItem(API_KEY_STORAGE);
 }
 
+// Every call goes through the reusable client module; this file adds the page's storage of the
+// key and the tokens, and its sentences.
+const client = new TaskcastClient({ apiKey: getApiKey, tokens: { get: watchToken, set: saveToken } });
+
 export function taskPath(taskId) {
-  return `/tasks/${encodeURIComponent(taskId)}`;
+  return client.taskPath(taskId);
 }
 
 /** EventSource and WebSocket cannot send headers, so a watch token travels as ?token=. */
 export function streamUrl(path, params = {}) {
-  const url = new URL(path, location.href);
-  for (const [name, value] of Object.entries(params)) {
-    if (value !== null && value !== undefined) url.searchParams.set(name, String(value));
-  }
-  return url.href;
+  return client.url(path, params);
 }
 
 export function wsUrl(path, params = {}) {
-  const url = new URL(streamUrl(path, params));
-  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-  return url.href;
+  return client.wsUrl(path, params);
 }
 
 /** fetch() that never throws on an HTTP status; it throws only when the server is unreachable. */
-export async function request(method, path, { body, headers = {}, signal, bearer = getApiKey() } = {}) {
-  const init = {
-    method,
-    headers: { Accept: "application/json", ...headers },
-    cache: "no-store",
-    signal,
-  };
-  if (bearer) init.headers.Authorization = `Bearer ${bearer}`;
-  if (body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  const response = await fetch(path, init);
-  return { status: response.status, headers: response.headers, data: await readBody(response) };
+export function request(method, path, options = {}) {
+  return client.request(method, path, options);
 }
 
-async function readBody(response) {
-  const text = await response.text();
-  if (!text) return null;
-  try {
-    return JSON.parse(text);
-  } catch {
-    return text;
-  }
-}
-
-export async function submitTask(body) {
-  const answer = await request("POST", "/tasks", { body });
-  if (answer.data?.watch_token) saveToken(answer.data.task_id, answer.data.watch_token);
-  return answer;
+/** POST /tasks: { status, headers, data }; retried with one Idempotency-Key (taskcast.js), which
+ * also keeps the answer's watch token (saveToken). */
+export function submitTask(body) {
+  return client.submit(body);
 }
 
 export function cancelTask(taskId) {
-  return request("DELETE", taskPath(taskId));
+  return client.cancel(taskId);
 }
 
 /** GET /tasks/{id}; with wait and seq it is a long-poll that answers 304 at the timeout. */
-export function getTask(taskId, { wait, seq, etag, signal } = {}) {
-  const params = new URLSearchParams();
-  if (wait !== undefined) params.set("wait", String(wait));
-  if (seq !== null && seq !== undefined) params.set("seq", String(seq));
-  const query = params.toString() ? `?${params}` : "";
-  const headers = etag ? { "If-None-Match": etag } : {};
-  return request("GET", taskPath(taskId) + query, { headers, signal, bearer: watchToken(taskId) });
+export function getTask(taskId, options = {}) {
+  return client.get(taskId, { ...options, bearer: watchToken(taskId) });
 }
 
 export const UNREACHABLE = "Cannot reach the server. Is the API running?";

@@ -1,14 +1,16 @@
 /*
  * taskcast demo page — entry module (served as /static/app.js, type="module").
  *
- * Modules: api.js (HTTP + URLs + error text), store.js (task list + localStorage),
- * watch.js (transport choice, fallback, resume), sse.js, mux.js (shared /ws socket),
- * poll.js (long-poll), view.js (DOM), backoff.js (backoff, sleep), slots.js (connection cap).
+ * Modules: taskcast.js (the reusable client, with its parts in taskcast/: HTTP calls, URLs,
+ * the shared /ws socket, and a watch() any page can use), api.js (the page's key storage + error text on top of it),
+ * store.js (task list + localStorage), watch.js (the page's transport choice, fallback, resume
+ * per task), sse.js, poll.js (long-poll), view.js (DOM), backoff.js (abortable waits),
+ * slots.js (connection cap).
  *
  * DOM hooks for browser tests
  * ---------------------------
  * Form       #submit-form, #prompt (textarea), #duration, #steps, #fail (checkbox),
- *            #fail-times, #submit. The form is novalidate: the server judges input, and
+ *            #fail-times, #kind (text; empty = the default kind), #delay (s; empty = none), #submit. The form is novalidate: the server judges input, and
  *            a 422 marks the named fields with aria-invalid="true".
  * Settings   #transport <select> values: auto | sse | websocket | polling (kept in localStorage)
  *            #api-key (kept in localStorage; applied on "change")
@@ -23,7 +25,7 @@
  *            data-seq (last applied seq, "" before any event), data-progress ("" or 0..1),
  *            data-transport (sse|websocket|polling|cache), data-link (connecting|live|
  *            queued|retrying|auth|"" when not watching), data-cached (true|false),
- *            data-gone (true when the server answered 404)
+ *            data-gone (true when the server answered 404), data-kind, data-run-at ("" or epoch s)
  *     .status        badge text = status
  *     .transport     label "SSE" | "WebSocket" | "polling" | "cache"; .link = live state text
  *     .cached        "from cache" mark, hidden unless cached
@@ -52,6 +54,8 @@ const INPUT_FOR_FIELD = {
   "params.steps": "steps",
   "params.fail": "fail",
   "params.fail_times": "fail-times",
+  kind: "kind",
+  delay: "delay",
 };
 
 const field = (id) => document.getElementById(id);
@@ -113,14 +117,20 @@ function readForm() {
   }
   // fail_times is an extra of the demo handler; leave it out unless asked for.
   if (!params.fail_times) delete params.fail_times;
-  return { prompt: field("prompt").value, params };
+  const body = { prompt: field("prompt").value, params };
+  const kind = field("kind").value.trim();
+  const delay = field("delay").value.trim();
+  if (kind) body.kind = kind;
+  if (delay) body.delay = Number(delay);
+  return body;
 }
 
 /** A number input holding text the browser cannot parse reports an empty value. */
 function unreadableNumbers() {
-  return Object.entries(NUMBER_FIELDS)
+  const unreadable = Object.entries(NUMBER_FIELDS)
     .filter(([, id]) => field(id).validity.badInput)
     .map(([name]) => `params.${name}`);
+  return field("delay").validity.badInput ? [...unreadable, "delay"] : unreadable;
 }
 
 function handleSubmitAnswer(body, answer) {

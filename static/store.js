@@ -8,7 +8,7 @@ export const TERMINAL = new Set(["DONE", "FAILED", "CANCELLED"]);
 const STORAGE_KEY = "taskcast.tasks.v1";
 const MAX_TASKS = 50;
 const MAX_TIMELINE = 100;
-const EVENT_FIELDS = ["status", "progress", "attempts", "result", "error", "created_at", "updated_at"];
+const EVENT_FIELDS = ["status", "kind", "progress", "attempts", "result", "error", "created_at", "updated_at", "run_at"];
 
 /** task_id -> task. Fields not persisted: link (live connection state). */
 export const tasks = new Map();
@@ -27,6 +27,8 @@ export function taskFromSubmit(body, answer) {
     task_id: String(answer.task_id),
     prompt: body.prompt,
     params: body.params,
+    kind: body.kind ?? "default",
+    run_at: answer.run_at ?? null,
     addedAt: Date.now(),
     status: typeof answer.status === "string" ? answer.status : "PENDING",
     progress: null,

@@ -49,6 +49,8 @@ export function renderTask(task) {
     cached: String(task.cached),
     link: task.link,
     gone: String(task.gone),
+    kind: task.kind ?? "default",
+    runAt: task.run_at ?? "",
   });
   renderHead(li, task);
   renderProgress(li, task);
@@ -63,7 +65,7 @@ function elementFor(task) {
   li.dataset.taskId = task.task_id;
   li.querySelector(".task-id").textContent = task.task_id;
   li.querySelector(".prompt").textContent = task.prompt ?? "";
-  li.querySelector(".params").textContent = paramsText(task.params);
+  li.querySelector(".params").textContent = [task.kind ?? "default", paramsText(task.params)].filter(Boolean).join(" · ");
   elements.set(task.task_id, li);
   return li;
 }

@@ -1,7 +1,7 @@
 // Chooses a transport per task and owns its watching session.
 //
 //   watch(task) ─▶ SSE (one EventSource, at most SLOT_COUNT at once)
-//              ├─▶ WebSocket (one shared /ws socket, see mux.js)
+//              ├─▶ WebSocket (one shared /ws socket, taskcast.js's Mux)
 //              └─▶ polling (long-poll, shares the SSE slots)
 //   any transport ─▶ deliver(event) ─▶ applyEvent (seq must grow) ─▶ render, save
 //                                      └─ terminal ─▶ unwatch
@@ -14,7 +14,7 @@
 import { describeError, getTask, watchToken, wsUrl } from "./api.js";
 import { Backoff } from "./backoff.js";
 import { Slots } from "./slots.js";
-import { Mux } from "./mux.js";
+import { Mux } from "./taskcast.js";
 import { pollTask } from "./poll.js";
 import { openSse } from "./sse.js";
 import { applyEvent, isTerminal, newestFirst, save, tasks } from "./store.js";

@@ -1,9 +1,14 @@
 """An async Python client for taskcast that follows a task over whatever the network allows.
 
     async with TaskcastClient("http://127.0.0.1:8000") as client:
-        task = await client.submit("hello", duration=2, steps=4)
+        task = await client.submit("summary", "hello", {"duration": 2}, delay=5)
         async for state in client.watch(task["task_id"]):   # "auto": SSE, else WS, else poll
             print(state["seq"], state["status"])
+        final = await client.wait(task["task_id"])          # DONE or CANCELLED; raises on FAILED
+
+submit() sends an Idempotency-Key (a new one per call unless given) with every try, so its
+retries after a lost answer or a 5xx never make a second task. taskcast_client.sync has the same
+API for code without an event loop.
 
 watch("auto"):  sse ──refused / dropped `retries` times──▶ ws ──same──▶ poll (long-poll, backoff)
 Watching (and get) uses the task's watch token when the client has one (from its own submit,
@@ -17,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -26,17 +31,27 @@ import httpx
 from websockets.exceptions import WebSocketException
 
 from taskcast_client import transports
+from taskcast_client.posting import json_answer, new_key, post_task, task_body
 from taskcast_client.transports import (
     ApiError,
     GaveUp,
     Refused,
     State,
     TaskcastClientError,
+    TaskFailed,
     TaskNotFound,
     is_terminal,
 )
 
-__all__ = ["ApiError", "GaveUp", "TaskNotFound", "TaskcastClient", "TaskcastClientError", "Transport"]
+__all__ = [
+    "ApiError",
+    "GaveUp",
+    "TaskFailed",
+    "TaskNotFound",
+    "TaskcastClient",
+    "TaskcastClientError",
+    "Transport",
+]
 
 log = logging.getLogger("taskcast.client")
 
@@ -99,10 +114,24 @@ class TaskcastClient:
 
     # -- plain requests --------------------------------------------------------------------
 
-    async def submit(self, prompt: str, **params: Any) -> State:
-        """POST /tasks: `{"task_id", "status", "cached", ...}` (a cache hit is already DONE)."""
-        response = await self._http.post("/tasks", json={"prompt": prompt, "params": params})
-        state = _json(response, task_id=None)
+    async def submit(
+        self,
+        kind: str | None,
+        prompt: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+        delay: float | None = None,
+    ) -> State:
+        """POST /tasks: `{"task_id", "status", "cached", ...}` (a cache hit is already DONE).
+
+        `kind` None is the default kind. Retried (`retries` times) after no answer, 409, 429 or
+        5xx, always with one Idempotency-Key: `idempotency_key`, or a new one for this call.
+        A watch token in the answer is kept for watching that task.
+        """
+        body = task_body(kind, prompt, params, delay)
+        key = idempotency_key or new_key()
+        state = await post_task(self._http, body, key, retries=self.retries, backoff=self.backoff)
         if state.get("watch_token"):
             self.tokens[state["task_id"]] = state["watch_token"]
         return state
@@ -110,17 +139,27 @@ class TaskcastClient:
     async def get(self, task_id: str) -> State:
         """GET /tasks/{id}: the current state; TaskNotFound when unknown or expired."""
         response = await self._http.get(f"/tasks/{task_id}", headers=self._auth(task_id))
-        return _json(response, task_id=task_id)
+        return json_answer(response, task_id=task_id)
 
     async def cancel(self, task_id: str) -> State:
         """DELETE /tasks/{id}: the CANCELLED state; ApiError(409) when the task already ended."""
-        return _json(await self._http.delete(f"/tasks/{task_id}"), task_id=task_id)
+        return json_answer(await self._http.delete(f"/tasks/{task_id}"), task_id=task_id)
 
     # -- watching ------------------------------------------------------------------------
 
+    async def wait(self, task_id: str, transport: Transport = "auto", *, token: str | None = None) -> State:
+        """The task's final state, DONE or CANCELLED; TaskFailed (with the state) on FAILED."""
+        final: State = {}
+        async with aclosing(self.watch(task_id, transport, token=token)) as states:
+            async for state in states:
+                final = state
+        if final.get("status") == "FAILED":
+            raise TaskFailed(final)
+        return final
+
     async def watch(
         self, task_id: str, transport: Transport = "auto", *, token: str | None = None
-    ) -> AsyncIterator[State]:
+    ) -> AsyncGenerator[State, None]:
         """Each new state of the task, in seq order; ends after the terminal one.
 
         `token`: a watch token for the task (else the one from submit, else the API key).
@@ -189,16 +228,3 @@ class TaskcastClient:
             return 0.0
         base = min(self.max_backoff, self.backoff * 2.0 ** (failures - 1))
         return base * (0.5 + random.random() / 2)
-
-
-def _json(response: httpx.Response, *, task_id: str | None) -> State:
-    if response.status_code == 404 and task_id is not None:
-        raise TaskNotFound(task_id)
-    if response.status_code >= 400:
-        try:
-            detail = str(response.json().get("detail", response.text))
-        except ValueError:
-            detail = response.text[:200]
-        raise ApiError(response.status_code, detail)
-    state: State = response.json()
-    return state

@@ -67,6 +67,17 @@ class ApiError(TaskcastClientError):
         return f"HTTP {self.status}: {self.detail}"
 
 
+class TaskFailed(TaskcastClientError):
+    """`wait()` saw the task end FAILED; `state` is its final state."""
+
+    def __init__(self, state: State) -> None:
+        super().__init__(state)
+        self.state = state
+
+    def __str__(self) -> str:
+        return f"task {self.state.get('task_id')} failed: {self.state.get('error')}"
+
+
 class GaveUp(TaskcastClientError):
     """Every transport tried failed too often in a row."""
 

@@ -37,6 +37,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = _Parser(prog="taskcast-watch", description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("prompt", nargs="?", help="submit a task with this prompt, then watch it")
     parser.add_argument("--task-id", help="watch an existing task instead of submitting one")
+    parser.add_argument("--kind", help="the task's kind (one of the server's TASK_KINDS)")
+    parser.add_argument("--delay", type=float, help="seconds before the task may start")
+    parser.add_argument("--idempotency-key", help="repeats with this key get the same task")
+    parser.add_argument("--params", type=_json_object, help="handler params as a JSON object")
     parser.add_argument("--duration", type=float, help="demo handler: seconds of simulated work")
     parser.add_argument("--steps", type=int, help="demo handler: progress events along the way")
     parser.add_argument("--fail", action="store_true", help="demo handler: raise at the end")
@@ -54,9 +58,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"not JSON: {e}") from e
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object")
+    return value
+
+
 def task_params(args: argparse.Namespace) -> dict[str, Any]:
     params = {"duration": args.duration, "steps": args.steps, "fail_times": args.fail_times}
-    chosen: dict[str, Any] = {k: v for k, v in params.items() if v is not None}
+    chosen: dict[str, Any] = dict(args.params or {})
+    chosen.update({k: v for k, v in params.items() if v is not None})
     if args.fail:
         chosen["fail"] = True
     return chosen
@@ -81,7 +96,13 @@ async def run(args: argparse.Namespace) -> int:
     async with TaskcastClient(args.url, api_key=args.api_key) as client:
         task_id = args.task_id
         if task_id is None:
-            submitted = await client.submit(args.prompt, **task_params(args))
+            submitted = await client.submit(
+                args.kind,
+                args.prompt,
+                task_params(args),
+                idempotency_key=args.idempotency_key,
+                delay=args.delay,
+            )
             task_id = submitted["task_id"]
             cached = " (answered from the cache)" if submitted.get("cached") else ""
             print(f"task {task_id} submitted{cached}", flush=True)

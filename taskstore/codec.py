@@ -11,17 +11,25 @@ from typing import Any
 
 import orjson
 
+from taskstore.kinds import DEFAULT_KIND
 from taskstore.model import TaskStatus
 
 
-def encode_request(prompt: str, params: dict[str, Any]) -> bytes:
-    """Canonical JSON of a request body: keys sorted, so equal requests encode equally."""
-    return orjson.dumps({"prompt": prompt, "params": params}, option=orjson.OPT_SORT_KEYS)
+def encode_request(prompt: str, params: dict[str, Any], kind: str = DEFAULT_KIND) -> bytes:
+    """Canonical JSON of a request (kind, prompt, params): keys sorted, so equal requests encode
+    equally, and the same prompt and params of two kinds do not."""
+    request = {"kind": kind, "prompt": prompt, "params": params}
+    return orjson.dumps(request, option=orjson.OPT_SORT_KEYS)
 
 
 def signature(canonical_request: bytes) -> str:
     """The cache key part of a request: sha256 of its canonical JSON."""
     return hashlib.sha256(canonical_request).hexdigest()
+
+
+def fingerprint(signature: str, delay: float) -> str:
+    """What a repeat of an Idempotency-Key must match: the request's signature and its delay."""
+    return f"{signature}/{delay!r}"
 
 
 def decode_request(raw: bytes | str) -> tuple[str, dict[str, Any]]:
@@ -34,6 +42,15 @@ def decode_request(raw: bytes | str) -> tuple[str, dict[str, Any]]:
         raise ValueError(f"stored request has no prompt: {str(raw)[:80]!r}")
     params = data.get("params")
     return data["prompt"], params if isinstance(params, dict) else {}
+
+
+def decode_kind(raw: bytes | str) -> str:
+    """The kind of a stored request; the default kind for one stored before kinds, or garbled."""
+    try:
+        kind = orjson.loads(raw).get("kind")
+    except (orjson.JSONDecodeError, AttributeError):
+        return DEFAULT_KIND
+    return kind if isinstance(kind, str) and kind else DEFAULT_KIND
 
 
 def encode_result(result: Any) -> str:

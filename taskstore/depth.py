@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +17,7 @@ from taskstore.topology import Client
 class QueueDepth:
     length: int  # XLEN of the stream: waiting + running (acknowledged entries are deleted)
     pending: int  # delivered to a worker and not yet acknowledged: running or abandoned
-    delayed: int  # retries waiting in the delayed set for their time
+    delayed: int  # retries and scheduled tasks waiting in the delayed set for their time
     dead: int  # entries in the dead-letter stream
 
 
@@ -41,6 +43,12 @@ async def queue_depth(redis: Client, keys: Keys) -> ShardedDepth:
         *(sum(getattr(d, f) for d in depths) for f in ("length", "pending", "delayed", "dead"))
     )
     return ShardedDepth(total, per_shard)
+
+
+async def queue_depths(redis: Client, keys: Keys, kinds: Sequence[str]) -> dict[str, ShardedDepth]:
+    """The depth of each kind's queue, its shards read concurrently."""
+    depths = await asyncio.gather(*(queue_depth(redis, keys.of_kind(kind)) for kind in kinds))
+    return dict(zip(kinds, depths, strict=True))
 
 
 def _depth(replies: list[Any]) -> QueueDepth:

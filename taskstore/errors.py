@@ -70,3 +70,25 @@ class CannotResubmit(TaskcastError):
 
     def __str__(self) -> str:
         return f"{self.ident} cannot be submitted again: {self.reason}"
+
+
+class IdempotencyConflict(TaskcastError):
+    """An Idempotency-Key that was used with another request body."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(task_id)
+        self.task_id = task_id
+
+    def __str__(self) -> str:
+        return f"this Idempotency-Key was used with another request body (task {self.task_id})"
+
+
+class IdempotencyPending(TaskcastError):
+    """The first request with this Idempotency-Key is still being submitted."""
+
+    def __init__(self, waited: float) -> None:
+        super().__init__(waited)
+        self.waited = waited
+
+    def __str__(self) -> str:
+        return f"the first request with this Idempotency-Key is still in progress after {self.waited:g} s"

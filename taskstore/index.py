@@ -19,18 +19,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from taskstore.keys import Keys
+from taskstore.kinds import DEFAULT_KIND
 from taskstore.model import TaskStatus
 from taskstore.shards import looks_like_task_id
 from taskstore.topology import Client, Pipe
-
-DEFAULT_KIND = "default"
 
 Position = tuple[float, str]  # (created_at, task_id): a row's place, newest first
 
 
 def task_kind(kind: str | None = None) -> str:
-    """The kind a task is indexed and counted under; every task is "default" until kinds land."""
-    return DEFAULT_KIND
+    """The kind a task is indexed and counted under: its own, or the default one when unknown."""
+    return kind or DEFAULT_KIND
 
 
 def status_indexes(keys: Keys, kind: str) -> list[list[str]]:

@@ -11,7 +11,10 @@ Key layout (`{...}` is the Redis Cluster hash tag; `T` is a shard's tag, see sha
     {prefix}:hub                   a channel every API hub subscribes at start
 
 Everything a script touches for one task shares its tag, so every script runs on one slot.
-A later per-kind queue would name its shard streams `{queue}:<kind>:{T}` (same tag, same slot).
+Each kind has its own queue shards, `{queue}:kind:<kind>:{T}` (the default kind's are
+`{queue}:{T}`), with the same tags: `of_kind(kind)` gives these keys with that kind's shards.
+`{prefix}:inflight:{T}<sig>` names the PENDING or RUNNING task of a request (coalescing), in its
+signature's slot; `{prefix}:idempotency:<key>` is an Idempotency-Key's claim, in a slot of its own.
 
 The layout before shards is still readable: an id without "-" (32 hex) is its own tag, so
 `task(id)` and `channel(id)` give the old `{prefix}:task:{<id>}` names; `legacy` is the old
@@ -22,9 +25,10 @@ so a cluster has no such queue and its Keys leave it out.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from taskstore import shards
+from taskstore.kinds import DEFAULT_KIND
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,7 @@ class Keys:
     queue: str = "task_stream"
     shard_count: int = 1
     legacy_queue: bool = True
+    kind: str = DEFAULT_KIND  # whose queue shards `shards`, `all_shards` and `shard_of_*` name
     _tags: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -73,6 +78,31 @@ class Keys:
         tag = shards.tag_of_signature(signature, self.shard_count)
         return f"{self.prefix}:cache:{{{tag}}}{signature}"
 
+    def inflight(self, signature: str) -> str:
+        """Id of the PENDING or RUNNING task of this request, while there is one (coalescing)."""
+        tag = shards.tag_of_signature(signature, self.shard_count)
+        return f"{self.prefix}:inflight:{{{tag}}}{signature}"
+
+    def idempotency(self, key: str) -> str:
+        """The claim of one Idempotency-Key (1 to 255 visible ASCII characters): its request
+        fingerprint and task id."""
+        return f"{self.prefix}:idempotency:{key}"
+
+    # -- kinds ----------------------------------------------------------------------------
+
+    def of_kind(self, kind: str) -> Keys:
+        """These keys with `kind`'s own queue shards (streams, retry sets, dead letters)."""
+        return self if kind == self.kind else replace(self, kind=kind)
+
+    @property
+    def _queue(self) -> str:
+        return self.queue if self.kind == DEFAULT_KIND else f"{self.queue}:kind:{self.kind}"
+
+    @property
+    def _has_legacy(self) -> bool:
+        # Only the default kind existed before shards.
+        return self.legacy_queue and self.kind == DEFAULT_KIND
+
     # -- shards ---------------------------------------------------------------------------
 
     @property
@@ -83,7 +113,7 @@ class Keys:
     @property
     def all_shards(self) -> list[Shard]:
         """The current shards and the legacy queue if kept: what workers read and operators list."""
-        return [*self.shards, self.legacy] if self.legacy_queue else self.shards
+        return [*self.shards, self.legacy] if self._has_legacy else self.shards
 
     @property
     def legacy(self) -> Shard:
@@ -94,7 +124,7 @@ class Keys:
         """The shard holding a task's queue entry, retries and dead letter."""
         if not shards.is_sharded_id(task_id):
             # No id without a shard is made on a cluster; a stray one is filed under shard 0.
-            return self.legacy if self.legacy_queue else self.shards[0]
+            return self.legacy if self._has_legacy else self.shards[0]
         return self._shard(shards.split_task_id(task_id)[0])
 
     def index_tag(self, task_id: str) -> str:
@@ -109,7 +139,7 @@ class Keys:
         return self._shard(shards.tag_of_signature(signature, self.shard_count))
 
     def _shard(self, tag: str) -> Shard:
-        stream = f"{self.queue}:{{{tag}}}"
+        stream = f"{self._queue}:{{{tag}}}"
         return Shard(tag, stream, f"{stream}:delayed", f"{stream}:dead")
 
     @property

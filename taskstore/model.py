@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, Field
 
+from taskstore.kinds import DEFAULT_KIND, KIND_PATTERN
 from taskstore.params_schema import DOCUMENTED_PARAMS
 
 
@@ -50,6 +51,12 @@ class TaskRequest(BaseModel):
             " fail_times. Numbers must fit a 64-bit integer or a double, or the answer is 422."
         ),
     )
+    kind: str | None = Field(
+        None, pattern=KIND_PATTERN, description="One of TASK_KINDS; the default kind when left out."
+    )
+    delay: float | None = Field(
+        None, ge=0, allow_inf_nan=False, description="Seconds to wait before the task may start (MAX_DELAY)."
+    )
 
 
 class TaskState(BaseModel):
@@ -58,6 +65,7 @@ class TaskState(BaseModel):
     task_id: str
     seq: int
     status: TaskStatus
+    kind: str = DEFAULT_KIND
     progress: float | None = None
     attempts: int = 0
     result: Any = None
@@ -65,6 +73,7 @@ class TaskState(BaseModel):
     cached: bool = False
     created_at: float
     updated_at: float
+    run_at: float | None = Field(None, description="Earliest start of a delayed task (epoch seconds).")
 
 
 class Submitted(BaseModel):
@@ -73,6 +82,9 @@ class Submitted(BaseModel):
     task_id: str
     status: TaskStatus
     cached: bool
+    coalesced: bool = Field(False, description="An identical request in flight answers: its task id.")
+    replayed: bool = Field(False, description="A repeat of an Idempotency-Key: the first request's task.")
+    run_at: float | None = None
     result: Any = None
     watch_token: str | None = Field(
         None, description="With API_KEY set: a JWT that lets its holder watch this task, and only that"

@@ -45,8 +45,8 @@ class Stats(BaseModel):
 
 
 def kind_keys(keys: Keys, kind: str) -> Keys:
-    """The keys of the kind's queue; every kind shares the one queue until kinds land."""
-    return keys
+    """The keys of the kind's queue."""
+    return keys.of_kind(kind)
 
 
 async def read_stats(redis: Client, keys: Keys, kinds: Sequence[str], now: float | None = None) -> Stats:

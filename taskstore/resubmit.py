@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from taskstore.codec import decode_request
+from taskstore.codec import decode_kind, decode_request
 from taskstore.deadletters import DeadLetter, DeadLetters
 from taskstore.errors import CannotResubmit, DeadLetterNotFound, TaskNotFound
 from taskstore.model import TaskStatus
@@ -48,4 +48,5 @@ async def _submit(store: TaskStore, ident: str, request: bytes | str) -> Submiss
         prompt, params = decode_request(request)
     except ValueError as e:
         raise CannotResubmit(ident, f"no usable request ({e})") from e
-    return await store.submit(prompt, params)
+    # An operator asks for a new run: never joined to one in flight.
+    return await store.submit(prompt, params, kind=decode_kind(request), coalesce=False)

@@ -48,14 +48,17 @@ class Script:
 
 
 class Scripts:
-    """The three scripts, each with the shared state encoder and the ALLOWED table."""
+    """The task scripts, each with the shared state encoder and the ALLOWED table, and the two
+    of Idempotency-Key claims."""
 
     def __init__(self) -> None:
         prefix = _allowed_table() + _read("state.lua") + _read("index.lua")
         self.submit = Script(prefix + _read("submit.lua"))
         self.transition = Script(prefix + _read("transition.lua"))
         self.snapshot = Script(prefix + _read("snapshot.lua"))
+        self.claim = Script(_read("claim.lua"))
+        self.settle = Script(_read("settle.lua"))
 
     async def load(self, redis: Client) -> None:
-        for script in (self.submit, self.transition, self.snapshot):
+        for script in (self.submit, self.transition, self.snapshot, self.claim, self.settle):
             await redis.script_load(script.text)

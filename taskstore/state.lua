@@ -8,7 +8,7 @@ end
 
 local function state_json(key, task_id)
   local f = redis.call('HMGET', key, 'status', 'seq', 'progress', 'attempts', 'result', 'error',
-    'cached', 'created_at', 'updated_at')
+    'cached', 'created_at', 'updated_at', 'kind', 'run_at')
   if not f[1] then
     return false
   end
@@ -16,9 +16,11 @@ local function state_json(key, task_id)
   if f[6] then
     err = cjson.encode(f[6])
   end
+  -- A hash written before kinds existed belongs to the default kind.
   return '{"task_id":' .. cjson.encode(task_id) .. ',"seq":' .. f[2] .. ',"status":"' .. f[1] ..
-    '","progress":' .. (f[3] or 'null') .. ',"attempts":' .. (f[4] or '0') ..
+    '","kind":' .. cjson.encode(f[10] or 'default') ..
+    ',"progress":' .. (f[3] or 'null') .. ',"attempts":' .. (f[4] or '0') ..
     ',"result":' .. (f[5] or 'null') .. ',"error":' .. err ..
     ',"cached":' .. (f[7] == '1' and 'true' or 'false') ..
-    ',"created_at":' .. f[8] .. ',"updated_at":' .. f[9] .. '}'
+    ',"created_at":' .. f[8] .. ',"updated_at":' .. f[9] .. ',"run_at":' .. (f[11] or 'null') .. '}'
 end

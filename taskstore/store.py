@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import math
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis.exceptions import NoScriptError, ResponseError
 
 from taskstore import codec
 from taskstore.admission import Admission
 from taskstore.coalesce import Coalescer
-from taskstore.errors import QueueFull, TaskNotFound, TransitionRejected
+from taskstore.errors import IdempotencyConflict, QueueFull, TaskNotFound, TransitionRejected
 from taskstore.index import MoveKeys, task_kind
 from taskstore.keys import Keys
-from taskstore.model import TaskStatus
+from taskstore.kinds import DEFAULT_KIND
+from taskstore.model import TERMINAL, TaskStatus
 from taskstore.scripts import Script, Scripts
 from taskstore.topology import Client, Pipe, call, is_cluster, primaries_of, route
 
@@ -28,11 +31,20 @@ def new_task_id() -> str:
     return os.urandom(16).hex()
 
 
-@dataclass(frozen=True, slots=True)
-class Submission:
+class Submission(NamedTuple):  # a tuple: one is built per POST, on the hottest path
     task_id: str
     cached: bool
     result_json: bytes | None = None
+    coalesced: bool = False  # the id is that of an identical request still PENDING or RUNNING
+    run_at: float | None = None
+    replayed: bool = False  # the id is the one the claim's first request got
+
+
+class Claim(NamedTuple):
+    """An Idempotency-Key claim made inside the submit script (where it shares the slot)."""
+
+    key: str
+    ttl: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +62,7 @@ class Move:
     new_attempt: bool = False
     dead_letter: bool = False
     kind: str | None = None
+    signature: str | None = None  # of the task's request: an end state clears its in-flight marker
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +85,7 @@ class TaskStore:
         retry_after: int = 1,
         wait_replicas: int = 0,
         wait_ms: int = 100,
+        coalesce: bool = False,
     ) -> None:
         self.redis = redis
         self.keys = keys or Keys()
@@ -79,6 +93,8 @@ class TaskStore:
         self.cache_ttl = cache_ttl
         self.max_queue = max_queue
         self.retry_after = retry_after
+        self.coalesce = coalesce
+        self._kinds: dict[str, Keys] = {}  # kind -> its keys
         self.scripts = Scripts()
         self._move_keys = MoveKeys(self.keys)
         self.publish = "SPUBLISH" if is_cluster(redis) else "PUBLISH"
@@ -88,32 +104,69 @@ class TaskStore:
         self._submits: Coalescer[ScriptCall] = Coalescer(self._submit_batch)
         self._snapshots: Coalescer[ScriptCall] = Coalescer(partial(self._pipeline, self.scripts.snapshot))
 
-    async def submit(self, prompt: str, params: dict[str, Any]) -> Submission:
-        """Answer from the cache, or create a PENDING task and enqueue it; one round trip.
+    async def submit(
+        self,
+        prompt: str,
+        params: dict[str, Any],
+        *,
+        kind: str = DEFAULT_KIND,
+        delay: float = 0.0,
+        task_id: str | None = None,
+        claim: Claim | None = None,
+        coalesce: bool | None = None,
+    ) -> Submission:
+        """Answer from the cache, join an identical run in flight (with `coalesce`), or create a
+        PENDING task and enqueue it (schedule it, with a delay); one round trip.
 
-        Concurrent submits share that round trip (one pipeline), each with its own answer.
+        Concurrent submits share that round trip (one pipeline), each with its own answer. With a
+        `claim`, an Idempotency-Key already held answers its task (replayed), or raises
+        IdempotencyConflict when it was held for another request.
         """
-        request = codec.encode_request(prompt, params)
-        sig = codec.signature(request)
-        task_id = self.keys.new_task_id(sig, new_task_id())
-        shard, kind = self.keys.shard_of_signature(sig), task_kind()
-        pending = self.keys.index(kind, TaskStatus.PENDING, shard.tag)
-        done = self.keys.index(kind, TaskStatus.DONE, shard.tag)
-        keys = [self.keys.cache(sig), self.keys.task(task_id), shard.stream, pending, done]
-        args: list[str | int] = [task_id, request.decode(), sig, self.result_ttl, self.cache_ttl]
+        raw = codec.encode_request(prompt, params, kind)
+        sig = codec.signature(raw)
+        task_id = task_id or self.keys.new_task_id(sig, new_task_id())
+        join = self.coalesce if coalesce is None else coalesce
+        keys, args = self._submit_call(kind, delay, raw, sig, task_id, join)
+        if claim is not None:
+            keys.append(claim.key)
+            args += [codec.fingerprint(sig, delay), claim.ttl]
         await self.admission.reserve()
         try:
-            outcome, value = await self._submits.call((keys, [*args, self.max_queue]))
+            outcome, value = await self._submits.call((keys, args))
         except BaseException:
             self.admission.release()
             raise
         if outcome != b"queued":
             self.admission.release()
+        if outcome == b"held":
+            return Submission(value.decode(), cached=False, replayed=True)
+        if outcome == b"conflict":
+            raise IdempotencyConflict(value.decode())
         if outcome == b"full":
             raise QueueFull(int(value), self.max_queue, self.retry_after)
         if outcome == b"cached":
             return Submission(task_id, cached=True, result_json=value)
+        if outcome == b"coalesced":
+            return Submission(value.decode(), cached=False, coalesced=True)
+        if outcome == b"scheduled":
+            return Submission(task_id, cached=False, run_at=float(value))
         return Submission(task_id, cached=False)
+
+    def _submit_call(
+        self, kind: str, delay: float, raw: bytes, sig: str, task_id: str, coalesce: bool
+    ) -> ScriptCall:
+        kind_keys = self._kinds.get(kind) or self._kinds.setdefault(kind, self.keys.of_kind(kind))
+        shard = kind_keys.shard_of_signature(sig)  # the new task's, by its id's tag
+        pending = self.keys.index(kind, TaskStatus.PENDING, shard.tag)
+        done = self.keys.index(kind, TaskStatus.DONE, shard.tag)
+        task, cache, inflight = self.keys.task(task_id), self.keys.cache(sig), self.keys.inflight(sig)
+        keys = [cache, task, shard.stream, inflight, shard.delayed, pending, done]
+        run_at, ttl = "", self.result_ttl
+        if delay > 0:
+            # The hash must outlive its wait, or a long delay would find nothing left to run.
+            run_at, ttl = codec.encode_number(time.time() + delay), ttl + math.ceil(delay)
+        args: list[str | int] = [task_id, raw.decode(), sig, ttl, self.cache_ttl, self.max_queue]
+        return keys, [*args, kind, "1" if coalesce else "0", run_at]
 
     async def state(self, task_id: str) -> bytes:
         """The task's public state as JSON; TaskNotFound when unknown or expired.
@@ -136,13 +189,16 @@ class TaskStore:
                 raise raw
         return [None if raw is None else bytes(raw) for raw in raws]
 
-    async def attempts(self, task_ids: Sequence[str]) -> list[tuple[str | None, int]]:
-        """Status (None when gone) and attempts of each task, in one round trip."""
+    async def attempts(self, task_ids: Sequence[str]) -> list[tuple[str | None, int, str | None]]:
+        """Status (None when gone), attempts and request signature of each task, in one round trip."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for task_id in task_ids:
-                pipe.hmget(self.keys.task(task_id), ["status", "attempts"])
+                pipe.hmget(self.keys.task(task_id), ["status", "attempts", "signature"])
             replies: list[list[bytes | None]] = await pipe.execute()
-        return [(s.decode() if s else None, int(a) if a and a.isdigit() else 0) for s, a in replies]
+        return [
+            (s.decode() if s else None, int(a) if a and a.isdigit() else 0, g.decode() if g else None)
+            for s, a, g in replies
+        ]
 
     async def move(self, move: Move) -> Moved:
         """Apply one move; TransitionRejected when the state machine or the token forbids it."""
@@ -161,8 +217,11 @@ class TaskStore:
         return [self._moved_or_rejected(m, r) for m, r in zip(moves, replies, strict=True)]
 
     async def cancel(self, task_id: str) -> Moved:
-        """Move a PENDING or RUNNING task to CANCELLED."""
-        return await self.move(Move(task_id, TaskStatus.CANCELLED, {"progress": ""}))
+        """Move a PENDING or RUNNING task to CANCELLED (and out of coalescing)."""
+        found = await self.redis.hmget(self.keys.task(task_id), ["signature", "kind"])
+        sig, kind = (value.decode() if isinstance(value, bytes) else value for value in found)
+        move = Move(task_id, TaskStatus.CANCELLED, {"progress": ""}, kind=kind, signature=sig)
+        return await self.move(move)
 
     def queue_cache_write(self, pipe: Pipe, signature: str, result_json: str) -> None:
         """Queue the cache entry of a DONE request into `pipe`."""
@@ -182,7 +241,22 @@ class TaskStore:
         for target in primaries_of(self.redis, task_keys):
             pipe.execute_command("WAIT", self.wait_replicas, self.wait_ms, **target)
 
+    async def run_scripts(self, script: Script, calls: Sequence[ScriptCall]) -> list[Any]:
+        """Run `script` once per call in one pipeline; a reply per call (an error in its place)."""
+        return await self._pipeline(script, calls)
+
     def _move_call(self, move: Move) -> ScriptCall:
+        # A worker's store has its kind's keys; the API's learns the kind from the hash (cancel).
+        kind, tag = task_kind(move.kind or self.keys.kind), self.keys.index_tag(move.task_id)
+        keys = [self.keys.task(move.task_id), *self._move_keys(kind, move.to, tag)]
+        optional = ""
+        if move.dead_letter and move.to == TaskStatus.FAILED:
+            # The kind's dead letters, in the task's shard; after the end bucket FAILED always has.
+            keys.append(self.keys.of_kind(kind).shard_of_task(move.task_id).dead_letter)
+            optional += "d"
+        if move.signature and move.to in TERMINAL:
+            keys.append(self.keys.inflight(move.signature))  # last
+            optional += "i"
         args: list[str | int] = [
             move.task_id,
             self.keys.channel(move.task_id),
@@ -192,14 +266,10 @@ class TaskStore:
             "1" if move.new_attempt else "0",
             self.result_ttl,
             self.publish,
+            optional,
         ]
         for name, value in move.fields.items():
             args += [name, value]
-        tag = self.keys.index_tag(move.task_id)
-        keys = [self.keys.task(move.task_id), *self._move_keys(task_kind(move.kind), move.to, tag)]
-        if move.dead_letter and move.to == TaskStatus.FAILED:
-            # after the end bucket, which FAILED always has
-            keys.append(self.keys.shard_of_task(move.task_id).dead_letter)
         return keys, args
 
     async def _pipeline(

@@ -72,8 +72,9 @@ async def wait_for(
 
 
 async def keys_written(redis: Redis, keys: Keys | None = None) -> list[bytes]:
-    """What requests wrote: every key but the queue's shard streams while they stay as the API
-    created them at start (empty, with the workers' group), whatever the number of shards."""
+    """What requests wrote: every key but the queue's shard streams (of every kind) while they stay
+    as the API created them at start (empty, with the workers' group), whatever the number of
+    shards."""
     queue = (keys or Keys()).queue.encode()
     written = []
     for key in await redis.keys("*"):

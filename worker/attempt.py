@@ -118,7 +118,7 @@ class Executor:
         fields = {"error": error}
         if progress is not None:
             fields["progress"] = encode_number(progress)
-        move = Move(task_id, TaskStatus.FAILED, fields, job.token, dead_letter=True)
+        move = Move(task_id, TaskStatus.FAILED, fields, job.token, dead_letter=True, signature=job.signature)
         if await self._settle(job, move):
             crash_point(AFTER_FINAL_FAILURE)
             log.warning(
@@ -129,11 +129,18 @@ class Executor:
                 extra={"task_id": task_id},
             )
 
-    async def give_up(self, entry: Entry, attempts: int) -> None:
+    async def give_up(self, entry: Entry, attempts: int, signature: str | None = None) -> None:
         """FAILED + dead letter for a reclaimed task whose every attempt was lost (a poison task)."""
         error = f"gave up after {attempts} attempts: the worker running the last one stopped (crash or stall)"
         fields = {"error": error}
-        move = Move(entry.task_id, TaskStatus.FAILED, fields, new_token=new_task_id(), dead_letter=True)
+        move = Move(
+            entry.task_id,
+            TaskStatus.FAILED,
+            fields,
+            new_token=new_task_id(),
+            dead_letter=True,
+            signature=signature,
+        )
         result, _ = await self._write(move)
         self.batcher.ack(entry)
         if isinstance(result, Moved):
@@ -183,7 +190,8 @@ class Executor:
 
     async def _done(self, job: Job, result_json: str) -> None:
         fields = {"result": result_json, "error": "", "progress": "1.0"}
-        if await self._settle(job, Move(job.entry.task_id, TaskStatus.DONE, fields, job.token)):
+        move = Move(job.entry.task_id, TaskStatus.DONE, fields, job.token, signature=job.signature)
+        if await self._settle(job, move):
             if job.signature:
                 self.batcher.cache(job.signature, result_json)
             log.info(

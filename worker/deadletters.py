@@ -1,4 +1,5 @@
-"""`python -m worker dead-letters list|requeue ID|purge`: look after tasks that failed for good.
+"""`python -m worker dead-letters list|requeue ID|purge [--kind K]`: look after tasks that failed
+for good. Each kind has its own dead letters; `--kind` picks them (the default kind otherwise).
 
 A dead letter is a copy; its task stays FAILED, and the state machine lets nothing leave a
 terminal state. So `requeue` submits a NEW task with the same request (new id, attempts from
@@ -15,6 +16,7 @@ from datetime import UTC, datetime
 from taskstore import TaskStore
 from taskstore.codec import decode_request
 from taskstore.deadletters import DeadLetter, DeadLetters
+from taskstore.kinds import DEFAULT_KIND, is_kind
 from taskstore.topology import detect, make_client
 from worker.loops import REDIS_DOWN
 from worker.settings import WorkerSettings
@@ -25,10 +27,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "dead-letters", help="list, requeue or purge tasks that failed every attempt"
     )
     actions = parser.add_subparsers(dest="action", required=True)
-    actions.add_parser("list", help="one line per dead letter, oldest first")
+    listing = actions.add_parser("list", help="one line per dead letter, oldest first")
     requeue = actions.add_parser("requeue", help="submit the request again as a new task; print its id")
     requeue.add_argument("id", help="the dead letter's ref (as listed), or the failed task's id")
-    actions.add_parser("purge", help="delete every dead letter")
+    purge = actions.add_parser("purge", help="delete every dead letter")
+    for action in (listing, requeue, purge):
+        action.add_argument("--kind", type=_kind, default=DEFAULT_KIND, help="the kind's dead letters")
 
 
 async def main(args: argparse.Namespace, settings: WorkerSettings) -> int:
@@ -39,14 +43,14 @@ async def main(args: argparse.Namespace, settings: WorkerSettings) -> int:
         _err(f"cannot reach Redis at {settings.redis_url}: {e}")
         return 2
     redis = make_client(settings.redis_url, topology)
-    keys = settings.keys_for(topology)
+    keys = settings.keys_for(topology).of_kind(args.kind)
     letters = DeadLetters(redis, keys)
     try:
         if args.action == "list":
             return await _list(letters)
         if args.action == "requeue":
             store = TaskStore(redis, keys, result_ttl=settings.result_expiry, cache_ttl=settings.cache_ttl)
-            return await _requeue(letters, store, args.id)
+            return await _requeue(letters, store, args.id, args.kind)
         _out(f"purged {await letters.purge()} dead letters")
         return 0
     except REDIS_DOWN as e:
@@ -65,7 +69,7 @@ async def _list(letters: DeadLetters) -> int:
     return 0
 
 
-async def _requeue(letters: DeadLetters, store: TaskStore, ident: str) -> int:
+async def _requeue(letters: DeadLetters, store: TaskStore, ident: str, kind: str) -> int:
     letter = await letters.find(ident)
     if letter is None:
         _err(f"no dead letter {ident!r}")
@@ -75,7 +79,7 @@ async def _requeue(letters: DeadLetters, store: TaskStore, ident: str) -> int:
     except ValueError as e:
         _err(f"dead letter {letter.ref} has no usable request ({e}); purge it instead")
         return 1
-    submitted = await store.submit(prompt, params)
+    submitted = await store.submit(prompt, params, kind=kind)
     await letters.remove(letter)
     _err(
         f"task {letter.task_id} requeued as a new task"
@@ -83,6 +87,12 @@ async def _requeue(letters: DeadLetters, store: TaskStore, ident: str) -> int:
     )
     _out(submitted.task_id)
     return 0
+
+
+def _kind(name: str) -> str:
+    if not is_kind(name):
+        raise argparse.ArgumentTypeError(f"bad kind name {name!r}")
+    return name
 
 
 def _line(letter: DeadLetter) -> str:

@@ -1,7 +1,9 @@
 """This worker's heartbeat: who it is and what it is doing, every HEARTBEAT_INTERVAL seconds.
 
 The API lists workers heard from within WORKER_GONE_AFTER seconds (GET /workers); a clean stop
-removes the line at once, a killed worker's line simply ages out.
+removes the line at once, a killed worker's line simply ages out. A worker serving several kinds
+runs a pool per kind (worker/runner.py): each beats as its own line, "<consumer>:<kind>" (the
+default kind's as "<consumer>"), with that pool's concurrency and counts.
 """
 
 from __future__ import annotations
@@ -11,18 +13,24 @@ import socket
 import time
 from collections.abc import Callable
 
-from taskstore.index import task_kind
+from taskstore.kinds import DEFAULT_KIND
 from taskstore.workers import Heartbeats, WorkerBeat
 from worker.settings import WorkerSettings
 
 
 class Heartbeat:
     def __init__(
-        self, settings: WorkerSettings, beats: Heartbeats, tally: Callable[[], tuple[int, int, int]]
+        self,
+        settings: WorkerSettings,
+        beats: Heartbeats,
+        tally: Callable[[], tuple[int, int, int]],
+        kind: str = DEFAULT_KIND,
     ) -> None:
         self.settings = settings
         self.beats = beats
         self.tally = tally  # (running, done, failed)
+        self.kind = kind
+        self.name = settings.consumer_name if kind == DEFAULT_KIND else f"{settings.consumer_name}:{kind}"
         self.started_at = time.time()
         self.host = socket.gethostname()
 
@@ -30,10 +38,10 @@ class Heartbeat:
         running, done, failed = self.tally()
         await self.beats.beat(
             WorkerBeat(
-                name=self.settings.consumer_name,
+                name=self.name,
                 host=self.host,
                 pid=os.getpid(),
-                kinds=[task_kind()],
+                kinds=[self.kind],
                 concurrency=self.settings.max_concurrency,
                 running=running,
                 done=done,
@@ -44,4 +52,4 @@ class Heartbeat:
         )
 
     async def remove(self) -> None:
-        await self.beats.remove(self.settings.consumer_name)
+        await self.beats.remove(self.name)

@@ -2,7 +2,8 @@
 server thread. Every worker process is scraped on its own; they never share a registry.
 
     Batcher.flush ─▶ count_moves(): each written move by its new status, each refused one by reason
-    handler       ─▶ timed(): run time of every attempt, by outcome (ok | error | stopped)
+    handler       ─▶ timed(): run time of every attempt, by kind and outcome (ok | error | stopped)
+    Runner        ─▶ running(kind): attempts running now, by kind
 
 Only the worker moves a task forward, so its transition counts are the service's; the API
 writes PENDING (counted as taskcast_tasks_submitted_total) and CANCELLED.
@@ -17,9 +18,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from prometheus_client import Counter, Histogram, start_http_server
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from taskstore import Move, Moved, TaskStatus, TransitionRejected
+from taskstore.kinds import DEFAULT_KIND
 from worker.handlers import Handler, TaskContext
 
 log = logging.getLogger(__name__)
@@ -42,10 +44,11 @@ class WorkerMetrics:
         )
         self.run_seconds = Histogram(
             "taskcast_worker_task_seconds",
-            "Run time of the handler per attempt, by outcome: ok, error, stopped (timeout, cancel ...).",
-            ["outcome"],
+            "Run time of the handler per attempt, by kind and outcome: ok, error, stopped (timeout ...).",
+            ["kind", "outcome"],
             buckets=RUN_BUCKETS,
         )
+        self.running = Gauge("taskcast_worker_running", "Attempts running in this worker, by kind.", ["kind"])
 
 
 @functools.cache
@@ -77,9 +80,15 @@ def count_moves(moves: Sequence[tuple[Move, Any]], results: Sequence[Moved | Tra
             m.transitions.labels(move.to.value).inc()
 
 
-def timed(handler: Handler) -> Handler:
+def running(kind: str) -> Gauge:
+    """The gauge of `kind`'s running attempts."""
+    return worker_metrics().running.labels(kind)
+
+
+def timed(handler: Handler, kind: str = DEFAULT_KIND) -> Handler:
     """`handler`, observing each call's run time in taskcast_worker_task_seconds."""
     histogram = worker_metrics().run_seconds
+    by_outcome = {outcome: histogram.labels(kind, outcome) for outcome in ("ok", "error", "stopped")}
 
     async def run(prompt: str, params: dict[str, Any], ctx: TaskContext) -> Any:
         started, outcome = time.monotonic(), "stopped"
@@ -92,6 +101,6 @@ def timed(handler: Handler) -> Handler:
             outcome = "ok"
             return result
         finally:
-            histogram.labels(outcome).observe(time.monotonic() - started)
+            by_outcome[outcome].observe(time.monotonic() - started)
 
     return run

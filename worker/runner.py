@@ -1,6 +1,10 @@
 """The worker process: its loops and their lifetimes.
 
-    read loop:   every shard, fairly, up to the free slots (worker/shard_reader.py)
+One Runner per kind the worker serves (worker/kinds.py), each with these loops on its kind's own
+queue shards (streams, retry sets, dead letters), and with its kind's timeout, retries and
+concurrency:
+
+    read loop:   every shard of the kind, fairly, up to the free slots (worker/shard_reader.py)
                  ─▶ PENDING→RUNNING (new token, attempt+1) ─▶ a Job each
     reclaim:     XAUTOCLAIM abandoned entries ─▶ the same start, unless their attempts are used up
     lease:       renew running entries, stop cancelled or lost ones     (worker/reclaim.py)
@@ -28,14 +32,16 @@ from redis.exceptions import ResponseError
 from taskstore import TERMINAL, Entry, Move, Moved, TaskQueue, TaskStatus, TaskStore, decode_state
 from taskstore import TransitionRejected as Rejected
 from taskstore.keys import Keys
+from taskstore.kinds import DEFAULT_KIND
 from taskstore.topology import Client, Topology, describe, detect, make_client
 from taskstore.workers import Heartbeats
 from worker.attempt import Executor, Job
 from worker.batch import Batcher
-from worker.handlers import Handler, load_handler
+from worker.handlers import Handler
 from worker.heartbeat import Heartbeat
+from worker.kinds import load_kinds
 from worker.loops import REDIS_DOWN, Backoff, every
-from worker.metrics import timed
+from worker.metrics import running, timed
 from worker.reclaim import Leases, Reclaimer
 from worker.retry import POLL_SECONDS, RetryScheduler
 from worker.settings import WorkerSettings
@@ -45,16 +51,23 @@ log = logging.getLogger(__name__)
 
 
 class Runner:
-    def __init__(self, settings: WorkerSettings, redis: Client, keys: Keys, handler: Handler) -> None:
+    """The loops of one kind's queue; a worker runs one Runner per kind it serves."""
+
+    def __init__(
+        self, settings: WorkerSettings, redis: Client, keys: Keys, handler: Handler, kind: str = DEFAULT_KIND
+    ) -> None:
         self.settings = settings
+        self.kind = kind
+        keys = keys.of_kind(kind)  # same task keys; the kind's own queue shards
         self.store = TaskStore(redis, keys, result_ttl=settings.result_expiry, cache_ttl=settings.cache_ttl)
         self.queue = TaskQueue(redis, keys)
         self.batcher = Batcher(self.store, self.queue)
         self.executor = Executor(settings, self.store, self.queue, self.batcher, handler)
         self.reader = ShardReader(self.queue, settings.consumer_name, settings.read_block_ms)
         self.jobs: dict[Entry, Job] = {}
+        self._running = running(kind)
         self._slot_freed = asyncio.Event()
-        self.heartbeat = Heartbeat(settings, Heartbeats(redis, keys), self._tally)
+        self.heartbeat = Heartbeat(settings, Heartbeats(redis, keys), self._tally, kind)
 
     @property
     def completed(self) -> int:
@@ -93,9 +106,9 @@ class Runner:
         """Start reclaimed entries as new attempts; give up on tasks whose attempts are used up."""
         counts = await self.store.attempts([e.task_id for e in entries])
         fresh = []
-        for entry, (status, attempts) in zip(entries, counts, strict=True):
+        for entry, (status, attempts, signature) in zip(entries, counts, strict=True):
             if status in (TaskStatus.PENDING, TaskStatus.RUNNING) and attempts >= self.settings.max_attempts:
-                await self.executor.give_up(entry, attempts)
+                await self.executor.give_up(entry, attempts, signature)
             else:
                 fresh.append(entry)
         await self._start(fresh)
@@ -189,10 +202,12 @@ class Runner:
             coro = self.executor.execute(job)
         job.task = asyncio.create_task(coro, name=f"task-{entry.task_id}")
         self.jobs[entry] = job
+        self._running.inc()
         job.task.add_done_callback(partial(self._finished, entry))
 
     def _finished(self, entry: Entry, task: asyncio.Task[None]) -> None:
-        self.jobs.pop(entry, None)
+        if self.jobs.pop(entry, None) is not None:
+            self._running.dec()
         self._slot_freed.set()
         if not task.cancelled() and task.exception() is not None:
             log.error("job of entry %s crashed", entry.entry_id, exc_info=task.exception())
@@ -238,12 +253,15 @@ async def run(settings: WorkerSettings, stop: asyncio.Event, *, burst: bool = Fa
     keys = settings.keys_for(topology)
     log.info("worker on %s", describe(settings.redis_url_for_logs, topology, keys.shard_count))
     redis = make_client(settings.redis_url, topology, client_name="taskcast-worker")
-    runner = Runner(settings, redis, keys, timed(load_handler(settings.handler)))
+    runners = [
+        Runner(kind.settings(settings), redis, keys, timed(kind.handler, kind.name), kind.name)
+        for kind in load_kinds(settings)
+    ]
     # Nothing created so far is garbage: keep it out of every future collection's scan.
     gc.collect()
     gc.freeze()
     try:
-        await runner.run(stop, burst=burst)
+        await asyncio.gather(*(runner.run(stop, burst=burst) for runner in runners))
     finally:
         await redis.aclose()
 

@@ -32,7 +32,10 @@ class WorkerSettings(BaseSettings, StoreConfig, LogConfig):
     visibility_timeout: float = Field(30.0, gt=0)
     shutdown_grace: float = Field(10.0, ge=0)
     consumer_name: str = Field(default_factory=default_consumer)
-    handler: str = "worker.handlers:demo"
+    handler: str = Field("worker.handlers:demo", description="handler of the default kind")
+    handlers: str = Field(
+        "", description="kinds served: 'kind=module:function,...' or one 'module:registry' (worker.kinds)"
+    )
     read_block_ms: int = Field(500, ge=1)
     heartbeat_interval: float = Field(2.0, gt=0, description="seconds between heartbeats (GET /workers)")
     metrics_port: int = Field(0, ge=0, le=65535, description="serve /metrics on this port; 0 = off")
@@ -43,7 +46,7 @@ class WorkerSettings(BaseSettings, StoreConfig, LogConfig):
 
     @property
     def retry_policy(self) -> RetryPolicy:
-        """Every task's retry policy (per kind once kinds have settings of their own)."""
+        """The retry policy of the tasks these settings run (a kind's own: worker.kinds)."""
         return RetryPolicy(
             self.max_attempts, self.retry_backoff, self.retry_backoff_max, self.retry_on_timeout
         )

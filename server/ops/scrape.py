@@ -5,7 +5,8 @@ PROMETHEUS_MULTIPROC_DIR, plus the queue depth read from Redis at scrape time.
     PROMETHEUS_MULTIPROC_DIR    ─▶ forget live gauges of dead processes ─▶ merge every process's
                                    files (counters and histograms summed, gauges summed over
                                    live processes)
-    both                        ─▶ + taskcast_redis_up, taskcast_queue_* (one pipelined read)
+    both                        ─▶ + taskcast_redis_up, taskcast_queue_* and taskcast_dead_letters
+                                   by kind (one pipelined read)
 
 prometheus_client reads PROMETHEUS_MULTIPROC_DIR when it is imported, so the variable must be
 in the environment the processes start with (uvicorn passes it to its workers).
@@ -16,7 +17,7 @@ from __future__ import annotations
 import glob
 import logging
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest
@@ -24,7 +25,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from taskstore import TaskQueue
-from taskstore.depth import ShardedDepth, queue_depth
+from taskstore.depth import ShardedDepth, queue_depths
+from taskstore.kinds import DEFAULT_KIND
 from taskstore.topology import REDIS_FAILURE
 
 if TYPE_CHECKING:
@@ -61,11 +63,11 @@ def forget_dead_processes(directory: str) -> None:
             mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
 
 
-async def render(queue: TaskQueue, hub: HubMeter) -> bytes:
+async def render(queue: TaskQueue, hub: HubMeter, kinds: Sequence[str] = (DEFAULT_KIND,)) -> bytes:
     """The exposition text for one scrape."""
     hub.sync()
     try:
-        depth: ShardedDepth | None = await queue_depth(queue.redis, queue.keys)
+        depth: dict[str, ShardedDepth] | None = await queue_depths(queue.redis, queue.keys, kinds)
     except REDIS_FAILURE as e:
         log.warning("queue depth not readable for /metrics: %s", e)
         depth = None
@@ -75,7 +77,7 @@ async def render(queue: TaskQueue, hub: HubMeter) -> bytes:
 
 
 class _Scrape:
-    def __init__(self, depth: ShardedDepth | None) -> None:
+    def __init__(self, depth: dict[str, ShardedDepth] | None) -> None:
         self.depth = depth
 
     def describe(self) -> Iterable[Metric]:
@@ -95,22 +97,25 @@ class _Scrape:
 
 
 _DEPTHS = (
-    ("length", "taskcast_queue_length", "Entries in the task streams: waiting plus running."),
+    ("length", "taskcast_queue_length", "Entries in a kind's task streams: waiting plus running."),
     ("pending", "taskcast_queue_pending", "Entries delivered to a worker and not yet acknowledged."),
-    ("delayed", "taskcast_queue_delayed", "Retries waiting for their time."),
-    ("dead", "taskcast_dead_letters", "Entries in the dead-letter streams."),
+    ("delayed", "taskcast_queue_delayed", "Retries and scheduled tasks waiting for their time."),
+    ("dead", "taskcast_dead_letters", "Entries in a kind's dead-letter streams."),
 )
 
 
-def _depth_metrics(depth: ShardedDepth) -> Iterable[Metric]:
-    """Each figure summed over the shards, and per shard (label `shard`; "" = pre-shard queue)."""
+def _depth_metrics(depths: dict[str, ShardedDepth]) -> Iterable[Metric]:
+    """Each figure by kind, summed over its shards, and by kind and shard (label `shard`; "" =
+    the pre-shard queue)."""
     for field, name, text in _DEPTHS:
-        yield GaugeMetricFamily(name, text, getattr(depth.total, field))
-        per_shard = GaugeMetricFamily(
-            f"{name.replace('taskcast_', 'taskcast_shard_')}", text, labels=["shard"]
-        )
-        for tag, shard_depth in depth.shards.items():
-            per_shard.add_metric([tag], getattr(shard_depth, field))
+        total = GaugeMetricFamily(name, text, labels=["kind"])
+        shard_name = name.replace("taskcast_", "taskcast_shard_")
+        per_shard = GaugeMetricFamily(shard_name, text, labels=["kind", "shard"])
+        for kind, depth in depths.items():
+            total.add_metric([kind], getattr(depth.total, field))
+            for tag, shard_depth in depth.shards.items():
+                per_shard.add_metric([kind, tag], getattr(shard_depth, field))
+        yield total
         yield per_shard
 
 

@@ -34,9 +34,9 @@ class Filter:
     kinds: Sequence[str]
 
 
-def served_kinds() -> list[str]:
-    """The kinds this service runs, as the list and the stats show them."""
-    return [task_kind()]
+def served_kinds(kinds: Sequence[str]) -> list[str]:
+    """The kinds this service runs (TASK_KINDS), as the list and the stats show them."""
+    return list(kinds)
 
 
 KIND_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"

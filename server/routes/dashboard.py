@@ -45,7 +45,7 @@ async def dashboard_socket(websocket: WebSocket) -> None:
     except TooManyStreams as e:
         await websocket.close(CLOSE_TRY_LATER, str(e))
         return
-    session = DashboardSession(websocket, hub, sub, feed, feed.index, served_kinds())
+    session = DashboardSession(websocket, hub, sub, feed, feed.index, served_kinds(settings.kinds))
     try:
         await feed.join(session.on_tick)
         await _first_completed(
@@ -65,7 +65,8 @@ def ops_feed(app: FastAPI, settings: Settings) -> OpsFeed:
     """The process's shared dashboard feed (started by the first dashboard that connects)."""
     store = app.state.store
     index = TaskIndex(store.redis, store.keys, result_ttl=settings.result_expiry)
-    return OpsFeed(store.redis, store.keys, served_kinds(), index, gone_after=settings.worker_gone_after)
+    kinds = served_kinds(settings.kinds)
+    return OpsFeed(store.redis, store.keys, kinds, index, gone_after=settings.worker_gone_after)
 
 
 def mount_page(app: FastAPI, static: Path) -> None:

@@ -47,5 +47,5 @@ async def readyz(queue: QueueDep, hub: HubDep, response: Response) -> dict[str, 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_PLAIN_0_0_4: {}}}})
 async def metrics(request: Request, queue: QueueDep) -> Response:
     """Prometheus metrics: this process's, or every API process's with PROMETHEUS_MULTIPROC_DIR."""
-    body = await scrape.render(queue, request.app.state.hub_meter)
+    body = await scrape.render(queue, request.app.state.hub_meter, request.app.state.settings.kinds)
     return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)

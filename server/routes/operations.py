@@ -74,7 +74,7 @@ async def list_tasks(
     tasks are added or change status.
     """
     try:
-        where = make_filter(status, kind, served_kinds())
+        where = make_filter(status, kind, served_kinds(settings.kinds))
     except ValueError as e:
         raise _invalid("kind", e) from e
     try:
@@ -94,10 +94,10 @@ async def list_workers(store: StoreDep, settings: SettingsDep) -> Workers:
 
 
 @router.get("/stats", response_model=Stats)
-async def stats(store: StoreDep) -> Stats:
+async def stats(store: StoreDep, settings: SettingsDep) -> Stats:
     """By kind: queued, delayed, running, dead letters, tasks by status, DONE and FAILED per second
     over the last minute; `seconds` lists the last two minutes second by second."""
-    return await read_stats(store.redis, store.keys, served_kinds())
+    return await read_stats(store.redis, store.keys, served_kinds(settings.kinds))
 
 
 @router.get("/deadletters", response_model=list[DeadLetterOut])

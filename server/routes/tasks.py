@@ -14,47 +14,40 @@ from pydantic import ValidationError
 from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope, Send
 
+from server import submission
 from server.access.tokens import WatchTokens
 from server.deps import HubDep, StoreDep
 from server.ops.metrics import cancelled, submitted
 from server.params import check_demo, loads, may_lose_numbers, unstorable
 from server.push.longpoll import SeqQuery, WaitQuery, long_poll
-from taskstore import Submitted, TaskRequest, TaskState, TaskStatus, TaskStore, state_seq
+from server.submission import KEY_PATTERN, MAX_KEY_LENGTH, Request, Rules, idempotency_key
+from taskstore import Submitted, TaskRequest, TaskState, state_seq
 from taskstore.codec import decode_state
 from taskstore.demo import plainly_fits
+from taskstore.kinds import DEFAULT_KIND
 
 router = APIRouter(tags=["tasks"])
 
 JSON = "application/json"
 _JSON_TYPE = (b"content-type", JSON.encode())
-_MAX_PROMPT = next(
-    m.max_length for m in TaskRequest.model_fields["prompt"].metadata if hasattr(m, "max_length")
-)
 
 
 async def _submit(scope: Scope, receive: Receive, send: Send) -> None:
-    prompt, params = _parse(await _body(receive), _header(scope, b"content-type"))
     state = scope["app"].state
-    if state.settings.validate_demo_params and not plainly_fits(params):
-        check_demo(params)
-    store: TaskStore = state.store
-    try:
-        sub = await store.submit(prompt, params)
-    except orjson.JSONEncodeError as e:
-        raise _unstorable(e) from e
-    submitted(sub.task_id, sub.cached)
-    tokens: WatchTokens | None = scope["app"].state.tokens
-    content: dict[str, Any]
-    if sub.cached:
-        result = orjson.Fragment(sub.result_json or b"null")
-        content = {"task_id": sub.task_id, "status": TaskStatus.DONE, "cached": True, "result": result}
-        status, headers = 200, []
-    else:
-        content = {"task_id": sub.task_id, "status": TaskStatus.PENDING, "cached": False}
-        status, headers = 202, [(b"location", f"/tasks/{sub.task_id}".encode())]
+    content_type, key_header = _headers(scope)
+    request = _parse(await _body(receive), content_type, state.submit_rules)
+    # The demo handler serves the default kind (unless HANDLER says otherwise): its limits are
+    # checked there only; another kind's params are its own handler's business.
+    demo = request.kind == DEFAULT_KIND and state.settings.validate_demo_params
+    if demo and not plainly_fits(request.params):
+        check_demo(request.params)
+    key = idempotency_key(key_header)
+    answer = await submission.submit(state.store, state.idempotency, request, key)
+    submitted(answer.task_id, answer.cached)
+    tokens: WatchTokens | None = state.tokens
     if tokens is not None:
-        content["watch_token"] = tokens.mint(sub.task_id)
-    await _answer(send, status, orjson.dumps(content), *headers)
+        answer.content["watch_token"] = tokens.mint(answer.task_id)
+    await _answer(send, answer.status, orjson.dumps(answer.content), *answer.headers)
 
 
 async def _body(receive: Receive) -> bytes:
@@ -68,11 +61,16 @@ async def _body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope["headers"]:
-        if key.lower() == name:
-            return str(value.decode("latin-1"))
-    return None
+def _headers(scope: Scope) -> tuple[str | None, str | None]:
+    """Content-Type and Idempotency-Key, in one pass over the headers."""
+    content_type = key = None
+    for name, value in scope["headers"]:
+        lowered = name.lower()
+        if lowered == b"content-type":
+            content_type = str(value.decode("latin-1"))
+        elif lowered == b"idempotency-key":
+            key = str(value.decode("latin-1"))
+    return content_type, key
 
 
 async def _answer(send: Send, status: int, body: bytes, *headers: tuple[bytes, bytes]) -> None:
@@ -82,20 +80,20 @@ async def _answer(send: Send, status: int, body: bytes, *headers: tuple[bytes, b
     await send({"type": "http.response.body", "body": body})
 
 
-def _parse(body: bytes, content_type: str | None) -> tuple[str, dict[str, Any]]:
-    """Prompt and params of a valid body: orjson, three type checks and a number scan, no model."""
+def _parse(body: bytes, content_type: str | None, rules: Rules) -> Request:
+    """The request of a valid body: orjson, a few type checks and a number scan, no model, when
+    all is plain."""
     if content_type == JSON:
         try:
             data = orjson.loads(body)
         except orjson.JSONDecodeError:
             data = None
         if type(data) is dict:
-            prompt, params = data.get("prompt"), data.get("params", {})
-            if type(prompt) is str and 0 < len(prompt) <= _MAX_PROMPT and type(params) is dict:
-                if not may_lose_numbers(params):  # else json.loads reads the literals as written
-                    return prompt, params
-    request = _validate(body, content_type)
-    return request.prompt, request.params
+            request = rules.fast(data)
+            # may_lose_numbers: else json.loads reads the literals as written
+            if request is not None and not may_lose_numbers(request.params):
+                return request
+    return rules.check(_validate(body, content_type))
 
 
 def _validate(body: bytes, content_type: str | None) -> TaskRequest:
@@ -130,15 +128,6 @@ def _json(body: bytes) -> Any:
         raise RequestValidationError([{**error, "ctx": {"error": str(e)}}]) from e
 
 
-def _unstorable(e: orjson.JSONEncodeError) -> RequestValidationError:
-    # What a JSON parser let through but orjson cannot write: a lone surrogate ("\ud800", only
-    # json.loads accepts it) or nesting deeper than orjson.dumps's 254 levels.
-    msg = f"Value error, params cannot be stored as JSON: {e}"
-    return RequestValidationError(
-        [{"type": "value_error", "loc": ("body", "params"), "msg": msg, "input": None}]
-    )
-
-
 def _is_json(content_type: str) -> bool:
     message = email.message.Message()
     message["content-type"] = content_type
@@ -160,8 +149,21 @@ class _SubmitRoute(APIRoute):
             await super().handle(scope, receive, send)
 
 
-async def submit_task(body: TaskRequest, store: StoreDep) -> Submitted:
-    """Queue a task (202 + Location), or answer a repeated request from the cache (200)."""
+async def submit_task(
+    body: TaskRequest,
+    store: StoreDep,
+    idempotency_key: str | None = Header(
+        default=None,
+        max_length=MAX_KEY_LENGTH,
+        pattern=KEY_PATTERN.pattern,
+        description="Repeats with this key and body get the same task.",
+    ),
+) -> Submitted:
+    """Queue a task (202 + Location), or answer a repeated request from the cache (200).
+
+    An identical request still in flight answers with that task (`coalesced`); a repeat of an
+    Idempotency-Key with the first task (`replayed`), or 422 if its body differs.
+    """
     raise RuntimeError("served by _submit; this signature documents POST /tasks")
 
 
@@ -173,6 +175,7 @@ router.add_api_route(
     response_model=Submitted,
     responses={
         200: {"model": Submitted, "description": "Answered from the cache: the task is already DONE."},
+        409: {"description": "The first request with this Idempotency-Key is still in progress."},
         413: {"description": "Body larger than MAX_BODY_BYTES."},
         503: {"description": "Queue full; retry after the Retry-After seconds."},
     },

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -40,7 +41,9 @@ def tampered(token: str, task_id: str) -> str:
 
 async def _submit(server: LiveServer) -> dict[str, Any]:
     async with httpx.AsyncClient(base_url=server.url, headers={"Authorization": f"Bearer {KEY}"}) as client:
-        answer = await client.post("/tasks", json={"prompt": "watched", "params": {"duration": 30}})
+        # A prompt of its own: identical requests in flight would be coalesced into one task.
+        prompt = f"watched {uuid.uuid4()}"
+        answer = await client.post("/tasks", json={"prompt": prompt, "params": {"duration": 30}})
     assert answer.status_code == 202
     body: dict[str, Any] = answer.json()
     return body

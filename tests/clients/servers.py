@@ -87,3 +87,28 @@ def _cut_after(send: Send, events: int) -> Send:
         await send(message)
 
     return cut
+
+
+class LosesFirstAnswer:
+    """Like a proxy whose first POST /tasks reaches the app but whose answer is lost on the way
+    back: the app's answer is dropped and the client gets a 502. Counts the POSTs it saw."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.posts: list[bytes | None] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope.get("path") != "/tasks":
+            await self.app(scope, receive, send)
+            return
+        self.posts.append(dict(scope["headers"]).get(b"idempotency-key"))
+        if len(self.posts) > 1:
+            await self.app(scope, receive, send)
+            return
+
+        async def lost(message: Message) -> None:
+            return None
+
+        await self.app(scope, receive, lost)
+        await send({"type": "http.response.start", "status": 502, "headers": []})
+        await send({"type": "http.response.body", "body": b"Bad Gateway"})

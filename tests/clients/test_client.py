@@ -21,7 +21,7 @@ async def api(live_server: LiveServer) -> AsyncIterator[TaskcastClient]:
 
 
 async def _follow(client: TaskcastClient, transport: Any = "auto", **params: Any) -> list[dict[str, Any]]:
-    task = await client.submit("hello client", **params)
+    task = await client.submit(None, "hello client", params)
     return [state async for state in client.watch(task["task_id"], transport=transport)]
 
 
@@ -33,7 +33,7 @@ def _assert_one_pass(states: list[dict[str, Any]], end: str) -> None:
 
 
 async def test_submit_get_and_cancel(api: TaskcastClient) -> None:
-    task = await api.submit("hello", duration=30)
+    task = await api.submit(None, "hello", {"duration": 30})
 
     state = await api.get(task["task_id"])
     cancelled = await api.cancel(task["task_id"])
@@ -105,7 +105,7 @@ async def test_watch_stops_at_once_when_the_server_wants_a_key(serve_behind: Ser
     server, proxy = serve_behind(lambda app: StreamBlocker(app, sse_answer="401"))
 
     async with TaskcastClient(server.url) as client:
-        task = await client.submit("hello key")
+        task = await client.submit(None, "hello key")
         with pytest.raises(ApiError) as exc:
             async for _ in client.watch(task["task_id"]):
                 pass
@@ -157,7 +157,7 @@ async def test_watch_with_a_wrong_key_raises_401_at_once(
 ) -> None:
     server = start_server(api_key="s3cret")
     async with TaskcastClient(server.url, api_key="s3cret") as owner:
-        task_id = (await owner.submit("hello key", duration=30))["task_id"]
+        task_id = (await owner.submit(None, "hello key", {"duration": 30}))["task_id"]
 
     async with TaskcastClient(server.url, api_key="wrong") as client:
         with pytest.raises(ApiError) as exc:
@@ -173,7 +173,7 @@ async def test_a_client_without_the_key_watches_with_the_watch_token_on_every_tr
 ) -> None:
     server = start_server(api_key="s3cret")
     async with TaskcastClient(server.url, api_key="s3cret") as owner:
-        submitted = await owner.submit("hello token", duration=0.1)
+        submitted = await owner.submit(None, "hello token", {"duration": 0.1})
     task_id, token = submitted["task_id"], submitted["watch_token"]
 
     async with TaskcastClient(server.url) as watcher:

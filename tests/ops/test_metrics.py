@@ -67,6 +67,22 @@ async def test_queue_depth_is_read_from_redis_at_each_scrape(
     assert sample(metrics, "taskcast_dead_letters") == 0
 
 
+async def test_queue_depth_and_dead_letters_are_reported_by_kind(
+    start_server: Callable[..., LiveServer], redis: Redis
+) -> None:
+    server = start_server(task_kinds="default,summary")
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        for i in range(2):
+            await client.post("/tasks", json={"prompt": f"summary {i}", "kind": "summary"})
+    await redis.xadd(Keys().of_kind("summary").shards[0].dead_letter, {"task_id": "t"})
+
+    metrics = await scrape(server.url)
+
+    assert sample(metrics, "taskcast_queue_length", kind="summary") == 2
+    assert sample(metrics, "taskcast_queue_length", kind="default") == 0
+    assert sample(metrics, "taskcast_dead_letters", kind="summary") == 1
+
+
 async def test_open_streams_are_counted_by_transport(
     client: httpx.AsyncClient, live_server: LiveServer
 ) -> None:

@@ -8,14 +8,17 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
+from redis.asyncio import Redis
 
 from taskstore import TaskStore, decode_state
 from tests.helpers import free_port, wait_for
 from tests.ops.stack import sample, scrape
 from tests.reliability.procs import WorkerProcess
+from tests.worker.waits import final
 from worker.handlers import DemoFailure, Handler, TaskContext, demo
 from worker.metrics import timed
 from worker.runner import Runner
+from worker.settings import WorkerSettings
 
 TRANSITIONS = "taskcast_worker_transitions_total"
 RUN_COUNT = "taskcast_worker_task_seconds_count"
@@ -25,8 +28,8 @@ def value(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-def values(name: str, label: str, *keys: str) -> dict[str, float]:
-    return {key: value(name, **{label: key}) for key in keys}
+def values(name: str, label: str, *keys: str, **others: str) -> dict[str, float]:
+    return {key: value(name, **{label: key}, **others) for key in keys}
 
 
 async def finished(store: TaskStore, task_id: str) -> bool:
@@ -65,7 +68,7 @@ async def test_transitions_are_counted_by_new_status(
 
 
 async def test_handler_run_time_is_observed_by_outcome() -> None:
-    before = values(RUN_COUNT, "outcome", "ok", "error", "stopped")
+    before = values(RUN_COUNT, "outcome", "ok", "error", "stopped", kind="default")
     handler = timed(demo)
 
     await handler("ok", {}, context())
@@ -78,8 +81,34 @@ async def test_handler_run_time_is_observed_by_outcome() -> None:
     with pytest.raises(asyncio.CancelledError):
         await slow
 
-    after = values(RUN_COUNT, "outcome", "ok", "error", "stopped")
+    after = values(RUN_COUNT, "outcome", "ok", "error", "stopped", kind="default")
     assert {k: after[k] - before[k] for k in after} == {"ok": 1, "error": 1, "stopped": 1}
+
+
+async def test_running_attempts_and_run_time_are_reported_by_kind(
+    store: TaskStore, redis: Redis, make_worker_settings: Callable[..., WorkerSettings]
+) -> None:
+    before = value(RUN_COUNT, kind="render", outcome="ok")
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def render(prompt: str, params: dict[str, Any], ctx: TaskContext) -> Any:
+        started.set()
+        await release.wait()
+
+    runner = Runner(make_worker_settings(), redis, store.keys, timed(render, "render"), "render")
+    stop = asyncio.Event()
+    running = asyncio.create_task(runner.run(stop))
+    sub = await store.submit("draw", {}, kind="render")
+    await started.wait()
+    during = value("taskcast_worker_running", kind="render")
+    release.set()
+    await final(store, sub.task_id)
+    stop.set()
+    await running
+
+    assert during == 1
+    assert value("taskcast_worker_running", kind="render") == 0
+    assert value(RUN_COUNT, kind="render", outcome="ok") - before == 1
 
 
 async def test_metrics_port_serves_the_worker_metrics(redis_server: str, store: TaskStore) -> None:

@@ -89,3 +89,20 @@ def test_with_default_shards_no_primary_of_three_holds_over_one_and_a_half_its_s
 def test_queue_shard_count_is_checked() -> None:
     with pytest.raises(ValueError, match="QUEUE_SHARDS"):
         Keys(shard_count=0)
+
+
+def test_each_kind_has_its_own_queue_shards_and_the_default_kind_keeps_queue_key() -> None:
+    keys = Keys(prefix="p", queue="q", shard_count=2)
+    render = keys.of_kind("render")
+    sig = signature(encode_request("draw", {}, "render"))
+
+    assert keys.of_kind("default") is keys and render.of_kind("render") is render
+    assert [s.stream for s in keys.shards] == [f"q:{{{t}}}" for t in shard_tags(2)]
+    assert [s.stream for s in render.shards] == [f"q:kind:render:{{{t}}}" for t in shard_tags(2)]
+    assert render.shards[0].delayed == render.shards[0].stream + ":delayed"
+    assert render.shards[0].dead_letter == render.shards[0].stream + ":dead"
+    assert keys.all_shards[-1] == keys.legacy and render.all_shards == render.shards
+    assert render.task("t") == keys.task("t") and render.cache(sig) == keys.cache(sig)
+    shard = render.shard_of_signature(sig)
+    same_slot = [shard.stream, shard.delayed, keys.cache(sig), keys.inflight(sig)]
+    assert len({_slot(k) for k in same_slot}) == 1

@@ -137,7 +137,7 @@ async def test_a_move_to_failed_with_dead_letter_writes_both_in_one_step(store: 
 
     assert decode_state(moved.state)["status"] == "FAILED"
     assert [(d.task_id, d.error, d.attempts) for d in found] == [(sub.task_id, "gave up", 0)]
-    assert orjson.loads(found[0].request) == {"prompt": "cannot start", "params": {}}
+    assert orjson.loads(found[0].request) == {"kind": "default", "prompt": "cannot start", "params": {}}
 
 
 async def test_a_rejected_move_writes_no_dead_letter(store: TaskStore) -> None:

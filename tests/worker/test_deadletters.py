@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 from redis.asyncio import Redis
 
-from taskstore import Keys, TaskStore, decode_state, new_task_id
+from taskstore import Keys, TaskQueue, TaskStore, decode_state, new_task_id
 from taskstore.codec import encode_request, signature
 from taskstore.deadletters import DeadLetter, DeadLetters
 from tests.helpers import ROOT, both_topologies
@@ -118,3 +118,31 @@ async def test_the_cli_runs_as_python_m_worker(letters: DeadLetters, clean_redis
 
     assert done.returncode == 0, done.stderr
     assert task_id.encode() in done.stdout
+
+
+async def test_each_kind_has_its_own_dead_letters_and_the_commands_take_kind(
+    redis: Redis,
+    keys: Keys,
+    store: TaskStore,
+    make_worker_settings: Callable[..., WorkerSettings],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    render = DeadLetters(redis, keys.of_kind("render"))
+    task_id = _id(render, "task-r")
+    request = encode_request("draw", {}, "render").decode()
+    await render.add(DeadLetter(task_id, "boom", 1, request, time.time()))
+    settings = make_worker_settings()
+
+    default_list = await _cli(settings, "list")
+    default_out = capsys.readouterr().out
+    render_list = await _cli(settings, "list", "--kind", "render")
+    render_out = capsys.readouterr().out
+    requeued = await _cli(settings, "requeue", task_id, "--kind", "render")
+    new_id = capsys.readouterr().out.strip()
+
+    assert (default_list, default_out) == (0, "")
+    assert render_list == 0 and task_id in render_out
+    assert requeued == 0
+    assert decode_state(await store.state(new_id))["kind"] == "render"
+    assert await TaskQueue(redis, keys.of_kind("render")).backlog() == 1
+    assert await render.list() == []

@@ -24,9 +24,12 @@ async def _old_submit(store: TaskStore, prompt: str) -> str:
     """What submit did before shards: an id without a shard, the one stream, the old cache key."""
     task_id, request = new_task_id(), encode_request(prompt, {"duration": 0.05})
     sig = signature(request)
-    indexes = [store.keys.index("default", status, "") for status in ("PENDING", "DONE")]  # list view
-    keys = [f"{store.keys.prefix}:cache:{sig}", store.keys.task(task_id), store.keys.legacy.stream, *indexes]
-    args: list[str | int] = [task_id, request.decode(), sig, 3600, 600, 0]
+    legacy = store.keys.legacy
+    keys = [f"{store.keys.prefix}:cache:{sig}", store.keys.task(task_id), legacy.stream]
+    keys += [f"{store.keys.prefix}:inflight:{sig}", legacy.delayed]  # the script's later keys
+    tag = store.keys.index_tag(task_id)
+    keys += [store.keys.index("default", status, tag) for status in ("PENDING", "DONE")]  # list view
+    args: list[str | int] = [task_id, request.decode(), sig, 3600, 600, 0, "default", "0", ""]
     assert (await store.scripts.submit(store.redis, keys, args))[0] == b"queued"
     return task_id
 

@@ -1,18 +1,12 @@
-// One multiplexed WebSocket (/ws) for every task watched over WebSocket.
-// The socket opens on the first subscription, reconnects with backoff while any task
-// is still subscribed (resubscribing each with its last seq), and closes when idle.
+// The shared multiplexed WebSocket (/ws): one socket for every task watched over WebSocket.
 
-import { Backoff } from "./backoff.js";
-
-const IDLE_CLOSE_MS = 15000;
+import { Backoff } from "./timing.js";
+import { TERMINAL, parseJson } from "./wire.js";
 
 export class Mux {
-  /**
-   * url(taskIds): the socket URL; seqOf(id): last applied seq or null; tokenOf(id): watch token or null;
-   * onEvent(frame), onControl(frame), onDrop({ everOpened }), onState().
-   */
-  constructor(hooks) {
+  constructor(hooks, { idleCloseMs = 15000 } = {}) {
     this.hooks = hooks;
+    this.idleCloseMs = idleCloseMs;
     this.subs = new Set();
     this.socket = null;
     this.state = "idle"; // idle | connecting | open | retrying
@@ -30,7 +24,7 @@ export class Mux {
     else if (this.state === "idle") this.#connect();
   }
 
-  /** The page no longer wants this task. */
+  /** The caller no longer wants this task. */
   unsubscribe(taskId) {
     if (!this.subs.delete(taskId)) return;
     if (this.state === "open") this.#send({ op: "unsubscribe", task_id: taskId });
@@ -76,13 +70,8 @@ export class Mux {
     if (socket !== this.socket) return;
     // Reset only once frames flow, so a server that accepts and drops at once still backs off.
     this.backoff.reset();
-    let frame;
-    try {
-      frame = JSON.parse(data);
-    } catch {
-      return;
-    }
-    if (frame === null || typeof frame !== "object") return;
+    const frame = parseJson(data);
+    if (!frame) return;
     if (Object.hasOwn(frame, "op")) this.hooks.onControl(frame);
     else this.hooks.onEvent(frame);
   }
@@ -100,7 +89,7 @@ export class Mux {
     const lastSeq = this.hooks.seqOf(taskId);
     const frame = { op: "subscribe", task_id: taskId };
     if (lastSeq !== null && lastSeq !== undefined) frame.last_seq = lastSeq;
-    const token = this.hooks.tokenOf(taskId);
+    const token = this.hooks.tokenOf?.(taskId);
     if (token) frame.token = token;
     this.#send(frame);
   }
@@ -114,7 +103,7 @@ export class Mux {
     clearTimeout(this.idleTimer);
     clearTimeout(this.retryTimer);
     if (this.state === "retrying") this.#setState("idle");
-    this.idleTimer = setTimeout(() => this.#closeNow(), IDLE_CLOSE_MS);
+    this.idleTimer = setTimeout(() => this.#closeNow(), this.idleCloseMs);
   }
 
   #closeNow() {
@@ -128,5 +117,58 @@ export class Mux {
   #setState(state) {
     this.state = state;
     this.hooks.onState();
+  }
+}
+
+/** A client's shared /ws: per-task listeners on one Mux, each task's last seq kept for resumes. */
+
+export class SharedSocket {
+  constructor(client) {
+    this.listeners = new Map();
+    this.mux = new Mux({
+      // A server with API_KEY admits /ws with any valid watch token (or the key); each
+      // subscribe frame then carries the token of its own task.
+      url: (taskIds) => {
+        const withToken = taskIds.map((id) => client.credentials(id)).find((c) => c.token);
+        return client.wsUrl("/ws", withToken ?? client.credentials());
+      },
+      tokenOf: (taskId) => client.tokens.get(taskId),
+      seqOf: (taskId) => this.listeners.get(taskId)?.lastSeq ?? null,
+      onEvent: (frame) => this.#event(frame),
+      onControl: (frame) => this.listeners.get(String(frame.task_id))?.onError?.(frame),
+      onDrop: ({ everOpened }) => this.#dropped(everOpened),
+      onState: () => {},
+    });
+  }
+
+  get state() {
+    return this.mux.state;
+  }
+
+  /** listener: { onState(state), onError(frame), onNeverOpened(), lastSeq }; returns unsubscribe(). */
+  subscribe(taskId, listener) {
+    this.listeners.set(taskId, { ...listener });
+    this.mux.subscribe(taskId);
+    return () => {
+      this.listeners.delete(taskId);
+      this.mux.unsubscribe(taskId);
+    };
+  }
+
+  #event(frame) {
+    const taskId = String(frame.task_id);
+    const listener = this.listeners.get(taskId);
+    if (!listener) return;
+    listener.lastSeq = Math.max(listener.lastSeq ?? 0, Number(frame.seq) || 0);
+    if (TERMINAL.has(frame.status)) {
+      this.listeners.delete(taskId);
+      this.mux.forget(taskId);
+    }
+    listener.onState?.(frame);
+  }
+
+  #dropped(everOpened) {
+    if (everOpened) return; // it reconnects and resubscribes by itself
+    for (const listener of [...this.listeners.values()]) listener.onNeverOpened?.();
   }
 }
