@@ -98,7 +98,7 @@ class TaskStore:
         self.scripts = Scripts()
         self._move_keys = MoveKeys(self.keys)
         self.publish = "SPUBLISH" if is_cluster(redis) else "PUBLISH"
-        self.admission = Admission(redis, self.keys, max_queue, retry_after)
+        self._admissions: dict[str, Admission] = {}  # kind -> the budget of its backlog
         self.wait_replicas = wait_replicas
         self.wait_ms = wait_ms
         self._submits: Coalescer[ScriptCall] = Coalescer(self._submit_batch)
@@ -130,14 +130,15 @@ class TaskStore:
         if claim is not None:
             keys.append(claim.key)
             args += [codec.fingerprint(sig, delay), claim.ttl]
-        await self.admission.reserve()
+        admission = self._admission(kind)
+        await admission.reserve()
         try:
             outcome, value = await self._submits.call((keys, args))
         except BaseException:
-            self.admission.release()
+            admission.release()
             raise
         if outcome != b"queued":
-            self.admission.release()
+            admission.release()
         if outcome == b"held":
             return Submission(value.decode(), cached=False, replayed=True)
         if outcome == b"conflict":
@@ -151,6 +152,14 @@ class TaskStore:
         if outcome == b"scheduled":
             return Submission(task_id, cached=False, run_at=float(value))
         return Submission(task_id, cached=False)
+
+    def _admission(self, kind: str) -> Admission:
+        """MAX_QUEUE_LENGTH holds for each kind's backlog (over its shards), as its queue is its own."""
+        admission = self._admissions.get(kind)
+        if admission is None:
+            admission = Admission(self.redis, self.keys.of_kind(kind), self.max_queue, self.retry_after)
+            self._admissions[kind] = admission
+        return admission
 
     def _submit_call(
         self, kind: str, delay: float, raw: bytes, sig: str, task_id: str, coalesce: bool
