@@ -6,7 +6,8 @@ from taskstore.codec import decode_state, is_terminal, state_seq
 from taskstore.errors import QueueFull, TaskcastError, TaskNotFound, TransitionRejected
 from taskstore.keys import Keys
 from taskstore.model import ALLOWED, TERMINAL, Submitted, TaskRequest, TaskState, TaskStatus
-from taskstore.store import Move, Moved, Submission, TaskStore, new_task_id
+from taskstore.moves import Move, Moved
+from taskstore.store import Submission, TaskStore, new_task_id
 from taskstore.stream import Entry, TaskQueue
 
 __all__ = [

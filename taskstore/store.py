@@ -5,8 +5,7 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -20,6 +19,7 @@ from taskstore.index import MoveKeys, task_kind
 from taskstore.keys import Keys
 from taskstore.kinds import DEFAULT_KIND
 from taskstore.model import TERMINAL, TaskStatus
+from taskstore.moves import Move, Moved, moved, moved_or_rejected
 from taskstore.scripts import Script, Scripts
 from taskstore.topology import Client, Pipe, call, is_cluster, primaries_of, route
 
@@ -45,32 +45,6 @@ class Claim(NamedTuple):
 
     key: str
     ttl: int
-
-
-@dataclass(frozen=True, slots=True)
-class Move:
-    """One requested state change. `token` must match the attempt holding the task when set.
-
-    `dead_letter` (with `to` FAILED): the same atomic step adds the task's dead letter.
-    """
-
-    task_id: str
-    to: TaskStatus
-    fields: Mapping[str, str] = field(default_factory=dict)
-    token: str = ""
-    new_token: str = ""
-    new_attempt: bool = False
-    dead_letter: bool = False
-    kind: str | None = None
-    signature: str | None = None  # of the task's request: an end state clears its in-flight marker
-
-
-@dataclass(frozen=True, slots=True)
-class Moved:
-    task_id: str
-    state: bytes
-    request: bytes | None = None
-    signature: str | None = None
 
 
 class TaskStore:
@@ -155,11 +129,10 @@ class TaskStore:
 
     def _admission(self, kind: str) -> Admission:
         """MAX_QUEUE_LENGTH holds for each kind's backlog (over its shards), as its queue is its own."""
-        admission = self._admissions.get(kind)
-        if admission is None:
-            admission = Admission(self.redis, self.keys.of_kind(kind), self.max_queue, self.retry_after)
-            self._admissions[kind] = admission
-        return admission
+        if kind not in self._admissions:
+            keys = self.keys.of_kind(kind)
+            self._admissions[kind] = Admission(self.redis, keys, self.max_queue, self.retry_after)
+        return self._admissions[kind]
 
     def _submit_call(
         self, kind: str, delay: float, raw: bytes, sig: str, task_id: str, coalesce: bool
@@ -212,7 +185,7 @@ class TaskStore:
     async def move(self, move: Move) -> Moved:
         """Apply one move; TransitionRejected when the state machine or the token forbids it."""
         reply = await self.scripts.transition(self.redis, *self._move_call(move))
-        return self._moved(move, reply)
+        return moved(move, reply)
 
     async def move_many(
         self, moves: Sequence[Move], also: Callable[[Pipe], None] | None = None
@@ -223,7 +196,7 @@ class TaskStore:
         """
         calls = [self._move_call(m) for m in moves]
         replies = await self._pipeline(self.scripts.transition, calls, also)
-        return [self._moved_or_rejected(m, r) for m, r in zip(moves, replies, strict=True)]
+        return [moved_or_rejected(m, r) for m, r in zip(moves, replies, strict=True)]
 
     async def cancel(self, task_id: str) -> Moved:
         """Move a PENDING or RUNNING task to CANCELLED (and out of coalescing)."""
@@ -329,27 +302,3 @@ class TaskStore:
         merged = list(replies)
         merged[i] = reply
         return merged
-
-    def _moved_or_rejected(self, move: Move, reply: Any) -> Moved | TransitionRejected:
-        if isinstance(reply, ResponseError) and not isinstance(reply, NoScriptError):
-            # The script failed on this task's hash alone (fields missing or garbled): reject it
-            # rather than failing every other move of the batch.
-            return TransitionRejected(move.task_id, None, move.to.value, f"malformed task: {reply}")
-        if isinstance(reply, Exception):
-            raise reply
-        try:
-            return self._moved(move, reply)
-        except TransitionRejected as e:
-            return e
-        except TaskNotFound:
-            return TransitionRejected(move.task_id, None, move.to.value, "missing")
-
-    def _moved(self, move: Move, reply: list[Any]) -> Moved:
-        if reply[0] == 0:
-            current = reply[2].decode() if reply[2] else None
-            if current is None:
-                raise TaskNotFound(move.task_id)
-            raise TransitionRejected(move.task_id, current, move.to.value, reply[1].decode())
-        if len(reply) > 2:
-            return Moved(move.task_id, reply[1], reply[2] or None, reply[3].decode() or None)
-        return Moved(move.task_id, reply[1])

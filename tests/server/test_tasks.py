@@ -141,7 +141,6 @@ async def test_full_queue_answers_503_with_retry_after(settings: Settings, redis
     assert await TaskQueue(redis, keys).backlog() == 2
 
 
-
 async def test_each_kind_has_its_own_queue_limit(settings: Settings, redis: Redis, keys: Keys) -> None:
     limited = settings.model_copy(update={"max_queue_length": 2, "task_kinds": "default,render"})
     with TestClient(create_app(limited)) as api:
@@ -151,6 +150,7 @@ async def test_each_kind_has_its_own_queue_limit(settings: Settings, redis: Redi
     assert [r.status_code for r in renders] == [202, 202, 503]
     assert summary.status_code == 202
     assert await TaskQueue(redis, keys.of_kind("render")).backlog() == 2
+
 
 def test_healthz_answers_while_the_process_is_up(api: TestClient) -> None:
     assert api.get("/healthz").json() == {"status": "ok"}
