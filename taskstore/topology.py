@@ -99,9 +99,16 @@ async def call(client: Client, key: str, *args: Any) -> Any:
 
     Cheaper than a pipeline of one on a cluster: no per-node tasks to gather.
     """
+    target = route(client, key)
     try:
-        return await client.execute_command(*args, **route(client, key))
+        return await client.execute_command(*args, **target)
     except AskError:  # the slot moved: let redis-py find its new primary
+        return await client.execute_command(*args)
+    except RedisConnectionError:
+        if not target:
+            raise
+        # The primary died (failover): redis-py refreshes its slot map, and retries, only for
+        # an untargeted command; a targeted one would go on failing on the stale map.
         return await client.execute_command(*args)
 
 
