@@ -10,6 +10,7 @@ of the layout before shards); it goes in a URL path as it is.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,32 +62,28 @@ class DeadLetters:
         text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
         return f"{shard.tag}:{text}" if shard.tag else text
 
-    async def newest(self, count: int) -> list[DeadLetter]:
-        """The newest `count` dead letters over every shard, newest first."""
+    async def _read(self, queue: Callable[[Pipe, str], object]) -> list[DeadLetter]:
+        """Every shard's dead letters that `queue` asks for, in one pipelined round trip."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for shard in self.keys.all_shards:
-                pipe.xrevrange(shard.dead_letter, count=count)
+                queue(pipe, shard.dead_letter)
             replies: list[Any] = await pipe.execute()
-        letters = [
+        return [
             _letter(shard, entry_id, fields)
             for shard, reply in zip(self.keys.all_shards, replies, strict=True)
             for entry_id, fields in reply
         ]
-        letters.sort(key=lambda letter: (letter.time, *map(int, letter.entry_id.split("-"))), reverse=True)
+
+    async def newest(self, count: int) -> list[DeadLetter]:
+        """The newest `count` dead letters over every shard, newest first."""
+        letters = await self._read(lambda pipe, key: pipe.xrevrange(key, count=count))
+        letters.sort(key=_age, reverse=True)
         return letters[:count]
 
     async def list(self, count: int | None = None) -> list[DeadLetter]:
         """The oldest `count` dead letters over every shard (all when None), oldest first."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for shard in self.keys.all_shards:
-                pipe.xrange(shard.dead_letter, count=count)
-            replies: list[Any] = await pipe.execute()
-        letters = [
-            _letter(shard, entry_id, fields)
-            for shard, reply in zip(self.keys.all_shards, replies, strict=True)
-            for entry_id, fields in reply
-        ]
-        letters.sort(key=lambda letter: (letter.time, *map(int, letter.entry_id.split("-"))))
+        letters = await self._read(lambda pipe, key: pipe.xrange(key, count=count))
+        letters.sort(key=_age)
         return letters if count is None else letters[:count]
 
     async def find(self, ident: str) -> DeadLetter | None:
@@ -138,3 +135,8 @@ def _letter(shard: Shard, entry_id: bytes, fields: dict[bytes, bytes]) -> DeadLe
         entry_id=entry_id.decode(),
         shard=shard.tag,
     )
+
+
+def _age(letter: DeadLetter) -> tuple[float, ...]:
+    """Order of dead letters across shards: time, then the entry id within a shard."""
+    return (letter.time, *map(int, letter.entry_id.split("-")))

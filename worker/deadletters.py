@@ -14,9 +14,10 @@ import sys
 from datetime import UTC, datetime
 
 from taskstore import TaskStore
-from taskstore.codec import decode_request
 from taskstore.deadletters import DeadLetter, DeadLetters
+from taskstore.errors import CannotResubmit, DeadLetterNotFound
 from taskstore.kinds import DEFAULT_KIND, is_kind
+from taskstore.resubmit import requeue_dead_letter
 from taskstore.topology import detect, make_client
 from worker.loops import REDIS_DOWN
 from worker.settings import WorkerSettings
@@ -50,7 +51,7 @@ async def main(args: argparse.Namespace, settings: WorkerSettings) -> int:
             return await _list(letters)
         if args.action == "requeue":
             store = TaskStore(redis, keys, result_ttl=settings.result_expiry, cache_ttl=settings.cache_ttl)
-            return await _requeue(letters, store, args.id, args.kind)
+            return await _requeue(letters, store, args.id)
         _out(f"purged {await letters.purge()} dead letters")
         return 0
     except REDIS_DOWN as e:
@@ -69,20 +70,15 @@ async def _list(letters: DeadLetters) -> int:
     return 0
 
 
-async def _requeue(letters: DeadLetters, store: TaskStore, ident: str, kind: str) -> int:
-    letter = await letters.find(ident)
-    if letter is None:
-        _err(f"no dead letter {ident!r}")
-        return 1
+async def _requeue(letters: DeadLetters, store: TaskStore, ident: str) -> int:
     try:
-        prompt, params = decode_request(letter.request)
-    except ValueError as e:
-        _err(f"dead letter {letter.ref} has no usable request ({e}); purge it instead")
+        requeued = await requeue_dead_letter(letters, store, ident)
+    except (DeadLetterNotFound, CannotResubmit) as e:
+        _err(f"{e}; purge it instead" if isinstance(e, CannotResubmit) else str(e))
         return 1
-    submitted = await store.submit(prompt, params, kind=kind)
-    await letters.remove(letter)
+    submitted = requeued.submission
     _err(
-        f"task {letter.task_id} requeued as a new task"
+        f"task {requeued.letter.task_id} requeued as a new task"
         + (" (answered from the cache)" if submitted.cached else "")
     )
     _out(submitted.task_id)
