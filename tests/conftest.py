@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -18,9 +17,8 @@ from server.main import create_app
 from server.ops import logs
 from server.settings import Settings
 from taskstore import Keys, TaskQueue, TaskStore
-from taskstore.topology import Client, Topology, make_client
-from tests.helpers import ROOT, RedisProcess, ServedApp
-from worker.handlers import load_handler
+from taskstore.topology import Topology
+from tests.helpers import ROOT, InProcessWorkers, RedisProcess, ServedApp
 from worker.runner import Runner
 from worker.settings import WorkerSettings
 
@@ -202,18 +200,6 @@ async def start_worker(
     make_worker_settings: Callable[..., WorkerSettings], topology: Topology
 ) -> AsyncIterator[Callable[..., Runner]]:
     """Factory: run an in-process worker on the test's loop; stopped and awaited at teardown."""
-    running: list[tuple[asyncio.Event, asyncio.Task[None], Client]] = []
-
-    def start(**overrides: Any) -> Runner:
-        ws = make_worker_settings(**overrides)
-        redis = make_client(ws.redis_url, topology)
-        runner = Runner(ws, redis, ws.keys_for(topology), load_handler(ws.handler))
-        stop = asyncio.Event()
-        running.append((stop, asyncio.create_task(runner.run(stop)), redis))
-        return runner
-
-    yield start
-    for stop, task, redis in running:
-        stop.set()
-        await asyncio.wait_for(task, timeout=15)
-        await redis.aclose()
+    workers = InProcessWorkers(topology, stop_timeout=15)
+    yield lambda **overrides: workers.start(make_worker_settings(**overrides))
+    await workers.stop_all()

@@ -21,6 +21,10 @@ from starlette.types import ASGIApp
 
 from server.embedded_redis import EmbeddedRedis, free_port
 from taskstore import Keys
+from taskstore.topology import Client, Topology, make_client
+from worker.handlers import load_handler
+from worker.runner import Runner
+from worker.settings import WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -140,3 +144,25 @@ class ServedApp:
         self.thread.join(timeout=10)
         if self.thread.is_alive():
             raise RuntimeError(f"uvicorn on port {self.port} did not stop within 10 s")
+
+
+class InProcessWorkers:
+    """Workers run on the test's loop, each with its own client; stopped and awaited together."""
+
+    def __init__(self, topology: Topology, stop_timeout: float) -> None:
+        self.topology = topology
+        self.stop_timeout = stop_timeout
+        self._running: list[tuple[asyncio.Event, asyncio.Task[None], Client]] = []
+
+    def start(self, ws: WorkerSettings) -> Runner:
+        redis = make_client(ws.redis_url, self.topology)
+        runner = Runner(ws, redis, ws.keys_for(self.topology), load_handler(ws.handler))
+        stop = asyncio.Event()
+        self._running.append((stop, asyncio.create_task(runner.run(stop)), redis))
+        return runner
+
+    async def stop_all(self) -> None:
+        for stop, task, redis in self._running:
+            stop.set()
+            await asyncio.wait_for(task, timeout=self.stop_timeout)
+            await redis.aclose()

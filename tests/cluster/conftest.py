@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -10,9 +9,9 @@ import pytest
 
 from server.embedded_cluster import EmbeddedCluster
 from server.settings import Settings
-from taskstore.topology import Client, Topology, make_client
+from taskstore.topology import Topology
 from tests.conftest import LiveServer
-from worker.handlers import load_handler
+from tests.helpers import InProcessWorkers
 from worker.runner import Runner
 from worker.settings import WorkerSettings
 
@@ -41,19 +40,11 @@ def cluster_api(replicated_cluster: EmbeddedCluster, request: pytest.FixtureRequ
 @pytest.fixture
 async def cluster_workers(replicated_cluster: EmbeddedCluster) -> AsyncIterator[Callable[..., Runner]]:
     """Factory: in-process workers on the cluster; stopped and awaited at teardown."""
-    running: list[tuple[asyncio.Event, asyncio.Task[None], Client]] = []
+    workers = InProcessWorkers(CLUSTER, stop_timeout=20)
 
     def start(**overrides: Any) -> Runner:
         values: dict[str, Any] = {"redis_url": replicated_cluster.url, "read_block_ms": 100, **overrides}
-        ws = WorkerSettings(_env_file=None, **values)  # type: ignore[call-arg]
-        redis = make_client(ws.redis_url, CLUSTER)
-        runner = Runner(ws, redis, ws.keys_for(CLUSTER), load_handler(ws.handler))
-        stop = asyncio.Event()
-        running.append((stop, asyncio.create_task(runner.run(stop)), redis))
-        return runner
+        return workers.start(WorkerSettings(_env_file=None, **values))  # type: ignore[call-arg]
 
     yield start
-    for stop, task, redis in running:
-        stop.set()
-        await asyncio.wait_for(task, timeout=20)
-        await redis.aclose()
+    await workers.stop_all()
