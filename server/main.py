@@ -107,6 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         max_body_size=settings.max_body_bytes,
         stream_routes=[*events.router.routes, *ws.router.routes],
+        submit=tasks.serve_submit,
     )
     errors.install(app)
     tokens = app.state.tokens = settings.watch_tokens

@@ -31,6 +31,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from server.direct import DirectDispatch, direct_stack
 from server.push.connection import ConnectionScope
 
 STREAM_ROUTE = "taskcast.stream_route"
@@ -93,12 +94,17 @@ class StreamingFastAPI(FastAPI):
     the middleware stack. They are the routes as declared (matched by their own paths), so
     their routers are included in the app without a prefix."""
 
-    def __init__(self, *, stream_routes: Sequence[BaseRoute] = (), **kwargs: Any) -> None:
+    def __init__(
+        self, *, stream_routes: Sequence[BaseRoute] = (), submit: ASGIApp | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.stream_routes = list(stream_routes)
+        self.submit = submit  # POST /tasks's handler, served without the router (server/direct.py)
 
     def build_middleware_stack(self) -> ASGIApp:
         full = super().build_middleware_stack()
+        if self.submit is not None:
+            full = DirectDispatch(full, direct_stack(self, self.submit), "POST", "/tasks")
         return ConnectionScope(StreamDispatch(full, self._streams(), self.stream_routes))
 
     def _streams(self) -> ASGIApp:

@@ -32,7 +32,8 @@ JSON = "application/json"
 _JSON_TYPE = (b"content-type", JSON.encode())
 
 
-async def _submit(scope: Scope, receive: Receive, send: Send) -> None:
+async def serve_submit(scope: Scope, receive: Receive, send: Send) -> None:
+    """POST /tasks as plain ASGI (also served ahead of the router: server/direct.py)."""
     state = scope["app"].state
     content_type, key_header = _headers(scope)
     request = _parse(await _body(receive), content_type, state.submit_rules)
@@ -139,12 +140,12 @@ def _is_json(content_type: str) -> bool:
 
 class _SubmitRoute(APIRoute):
     # The hottest path of the service: documented from `submit_task`'s signature as usual, but
-    # served by `_submit` as plain ASGI, without FastAPI's request wrapper, dependency solving,
+    # served by `serve_submit` as plain ASGI, without FastAPI's request wrapper, dependency solving,
     # body parsing and response validation (well over half the CPU time of a request). Its
     # errors travel up to the app's exception handlers, so a 422, 413 or 503 is unchanged.
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST":
-            await _submit(scope, receive, send)
+            await serve_submit(scope, receive, send)
         else:
             await super().handle(scope, receive, send)
 
@@ -164,7 +165,7 @@ async def submit_task(
     An identical request still in flight answers with that task (`coalesced`); a repeat of an
     Idempotency-Key with the first task (`replayed`), or 422 if its body differs.
     """
-    raise RuntimeError("served by _submit; this signature documents POST /tasks")
+    raise RuntimeError("served by serve_submit; this signature documents POST /tasks")
 
 
 router.add_api_route(
