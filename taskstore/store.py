@@ -236,6 +236,11 @@ class TaskStore:
             # The kind's dead letters, in the task's shard; after the end bucket FAILED always has.
             keys.append(self.keys.of_kind(kind).shard_of_task(move.task_id).dead_letter)
             optional += "d"
+        if move.to == TaskStatus.CANCELLED:
+            # A task cancelled while it waits for its start (a delay or a retry's backoff) leaves
+            # the kind's delayed set now, not when it falls due and is read only to be acked.
+            keys.append(self.keys.of_kind(kind).shard_of_task(move.task_id).delayed)
+            optional += "z"
         if move.signature and move.to in TERMINAL:
             keys.append(self.keys.inflight(move.signature))  # last
             optional += "i"

@@ -4,17 +4,19 @@
 --   FAILED and 'd' in ARGV[9], the dead-letter stream: the task's dead letter is added in the
 --   same step, so no crash can leave a FAILED task without one; last, with 'i' in ARGV[9] (a move
 --   to an end state, the request known), the request's in-flight marker: removed if it still
---   names this task, so an ended task is never coalesced onto. All share the task's slot.
+--   names this task, so an ended task is never coalesced onto; before it, with 'z' (a move to
+--   CANCELLED), the kind's delayed set, which the task leaves. All share the task's slot.
 -- ARGV: task_id, channel, wanted, expected_token, new_token, bump_attempts, ttl,
 --       publish command (PUBLISH, or SPUBLISH on a cluster: the channel shares the hash's slot),
---       optional keys ('', 'd', 'i' or 'di'), then field/value pairs; an empty value deletes
---       the field.
+--       optional keys (a subset of 'd', 'z', 'i', in that order), then field/value pairs; an
+--       empty value deletes the field.
 -- Returns {1, state_json[, request, signature]} or {0, reason, current_status}.
 local key = KEYS[1]
 local task_id, channel, wanted = ARGV[1], ARGV[2], ARGV[3]
 local expected, new_token, bump = ARGV[4], ARGV[5], ARGV[6]
 local dead_letters = string.find(ARGV[9], 'd', 1, true) and KEYS[6] or nil
 local inflight = string.find(ARGV[9], 'i', 1, true) and KEYS[#KEYS] or nil
+local delayed = string.find(ARGV[9], 'z', 1, true) and KEYS[inflight and #KEYS - 1 or #KEYS] or nil
 
 local current = redis.call('HGET', key, 'status')
 if not current then
@@ -49,6 +51,9 @@ if wanted == 'DONE' or wanted == 'FAILED' then
   count_end(KEYS[5], wanted, now())
 end
 
+if delayed then
+  redis.call('ZREM', delayed, task_id)
+end
 if inflight and redis.call('GET', inflight) == task_id then
   redis.call('DEL', inflight)
 end

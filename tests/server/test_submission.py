@@ -223,5 +223,19 @@ async def test_a_delayed_task_cancelled_before_its_time_never_starts(
     assert (state["status"], state["attempts"]) == ("CANCELLED", 0)
 
 
+async def test_a_delayed_task_leaves_the_delayed_set_when_cancelled(
+    client: httpx.AsyncClient, redis: Redis, store: TaskStore
+) -> None:
+    task_id = (await client.post("/tasks", json={"prompt": "an hour", "delay": 3600})).json()["task_id"]
+    delayed = store.keys.shard_of_task(task_id).delayed
+    waiting = await redis.zscore(delayed, task_id)
+
+    cancelled = await client.delete(f"/tasks/{task_id}")
+
+    assert waiting is not None
+    assert cancelled.json()["status"] == "CANCELLED"
+    assert await redis.zscore(delayed, task_id) is None  # not counted as delayed for an hour
+
+
 async def _queue_drained(redis: Redis, keys: Keys) -> bool:
     return await TaskQueue(redis, keys).outstanding() == 0
