@@ -10,15 +10,17 @@
 //   const final = await watcher.done;      // the terminal state; watcher.stop() ends it early
 //
 // watch(): "auto" tries SSE, then the shared WebSocket, then long-polling, moving on when a
-// transport never delivers; each resumes after the last seq seen, and no state is passed on
-// twice. client.socket() is the one multiplexed /ws of this client, for pages that follow many
-// tasks: socket.subscribe(taskId, onFrame).
+// transport does not work here; each resumes after the last seq seen, and no state is passed on
+// twice. SSE streams and long-polls share maxStreams slots (browsers hold about 6 HTTP/1.1
+// connections per host). client.socket() is the one multiplexed /ws of this client, for pages
+// that follow many tasks: socket.subscribe(taskId, { onState }).
 // submit() sends an Idempotency-Key (a new one per call unless given) and retries with it
 // after no answer, 409, 429 or 5xx, so a retry never makes a second task.
 
+import { Slots } from "./taskcast/slots.js";
 import { SharedSocket } from "./taskcast/socket.js";
 import { Backoff, sleep } from "./taskcast/timing.js";
-import { Watcher } from "./taskcast/watch.js";
+import { TRANSPORTS, Watcher } from "./taskcast/watch.js";
 
 export { Mux } from "./taskcast/socket.js";
 export { Backoff, sleep } from "./taskcast/timing.js";
@@ -26,6 +28,8 @@ export { TRANSPORTS } from "./taskcast/watch.js";
 export { TERMINAL } from "./taskcast/wire.js";
 
 const RETRY_STATUSES = new Set([409, 429, 500, 502, 503, 504]);
+// Browsers open about 6 HTTP/1.1 connections per host; keep 2 free for POST, DELETE and GET.
+const MAX_STREAMS = 4;
 
 export function newKey() {
   if (globalThis.crypto?.randomUUID) return crypto.randomUUID();
@@ -35,23 +39,44 @@ export function newKey() {
 export class TaskcastClient {
   /**
    * baseUrl: the API's origin (default: this page's); apiKey: a string or a function returning
-   * one; tokens: where watch tokens are kept, { get(taskId), set(taskId, token) } (default: memory).
+   * one; tokens: where watch tokens are kept, { get(taskId), set(taskId, token) } (default: memory);
+   * watchWithKey: watch a task without a token with the API key (false: the key only submits
+   * and cancels); maxStreams: SSE streams and long-polls open at once (Infinity: no cap).
    */
-  constructor({ baseUrl = globalThis.location?.origin, apiKey = "", tokens = null, retries = 2 } = {}) {
+  constructor({
+    baseUrl = globalThis.location?.origin, apiKey = "", tokens = null, retries = 2,
+    watchWithKey = true, maxStreams = MAX_STREAMS,
+  } = {}) {
     this.baseUrl = String(baseUrl).replace(/\/+$/, "");
     this.apiKey = typeof apiKey === "function" ? apiKey : () => apiKey;
     const memory = new Map();
     this.tokens = tokens ?? { get: (id) => memory.get(id) ?? null, set: (id, token) => memory.set(id, token) };
     this.retries = retries;
+    this.watchWithKey = watchWithKey;
+    this.slots = new Slots(maxStreams);
+    // Where an "auto" watch starts; it moves down the chain once a transport proved not to work
+    // here. Set it back to "sse" to try the whole chain again.
+    this.autoTransport = TRANSPORTS[0];
     this.mux = null;
   }
 
-  /** The query credential of a stream of this task: its watch token, else the API key. */
+  /** The credential that watches this task: its watch token, else the API key (watchWithKey). */
+  watchCredential(taskId) {
+    const token = taskId === undefined ? null : this.tokens.get(taskId);
+    return token ?? (this.watchWithKey ? this.apiKey() : "");
+  }
+
+  /** The query credential of a stream of this task: { token }, { api_key } or {}. */
   credentials(taskId) {
     const token = taskId === undefined ? null : this.tokens.get(taskId);
     if (token) return { token };
-    const key = this.apiKey();
+    const key = this.watchWithKey ? this.apiKey() : "";
     return key ? { api_key: key } : {};
+  }
+
+  /** An auto watch fell back to transport: later auto watches of this client start there. */
+  learnTransport(transport) {
+    if (TRANSPORTS.indexOf(transport) > TRANSPORTS.indexOf(this.autoTransport)) this.autoTransport = transport;
   }
 
   taskPath(taskId) {
@@ -107,8 +132,8 @@ export class TaskcastClient {
   }
 
   /** GET /tasks/{id}; with wait and seq a long-poll that answers 304 when nothing moved. The
-   * bearer is the task's watch token, else the API key (pass `bearer` to choose). */
-  get(taskId, { wait, seq, etag, signal, bearer = this.tokens.get(taskId) ?? this.apiKey() } = {}) {
+   * bearer is watchCredential(taskId) (pass `bearer` to choose). */
+  get(taskId, { wait, seq, etag, signal, bearer = this.watchCredential(taskId) } = {}) {
     const params = new URLSearchParams();
     if (wait !== undefined) params.set("wait", String(wait));
     if (seq !== null && seq !== undefined) params.set("seq", String(seq));
@@ -128,9 +153,12 @@ export class TaskcastClient {
   }
 
   /**
-   * Follow one task. options: transport ("auto" | "sse" | "websocket" | "polling"), onState(state),
-   * onTransport(name), lastSeq (resume after it). Returns { stop(), done, transport }; done
-   * resolves with the terminal state, or rejects with an Error whose status is 404 or 401.
+   * Follow one task. options: transport ("auto" | "sse" | "websocket" | "polling"),
+   * onState(state, via) (via: the transport, or "get" for a check after trouble),
+   * onTransport(name), onLink(state) (connecting | live | queued | retrying), lastSeq (resume
+   * after it), signal (an AbortSignal that stops it). Returns { stop(), done, transport, link };
+   * done resolves with the terminal state (null after stop()), or rejects with an Error whose
+   * status is 404 (unknown or expired task) or 401 (key or token refused).
    */
   watch(taskId, options = {}) {
     return new Watcher(this, String(taskId), options);

@@ -3,6 +3,13 @@
 import { Backoff } from "./timing.js";
 import { TERMINAL, parseJson } from "./wire.js";
 
+/**
+ * One multiplexed WebSocket (/ws) for every task watched over WebSocket. It opens on the first
+ * subscription, reconnects with backoff while any task is subscribed (resubscribing each with
+ * its last seq), and closes when idle.
+ * hooks: url(taskIds): the socket URL; seqOf(id): last applied seq or null; tokenOf(id): watch
+ * token or null; onEvent(frame), onControl(frame), onDrop({ everOpened }), onState().
+ */
 export class Mux {
   constructor(hooks, { idleCloseMs = 15000 } = {}) {
     this.hooks = hooks;
@@ -120,11 +127,16 @@ export class Mux {
   }
 }
 
-/** A client's shared /ws: per-task listeners on one Mux, each task's last seq kept for resumes. */
-
+/**
+ * A client's shared /ws: per-task listeners on one Mux, each task's last seq kept for resumes.
+ * A listener: { lastSeq, onState(state), onSubscribed(), onError(frame), onDrop(),
+ * onNeverOpened() }. onDrop: the socket closed and reconnects by itself; onNeverOpened: it
+ * closed without ever opening (blocked on the way, or the server is down).
+ */
 export class SharedSocket {
   constructor(client) {
     this.listeners = new Map();
+    this.changeListeners = new Set();
     this.mux = new Mux({
       // A server with API_KEY admits /ws with any valid watch token (or the key); each
       // subscribe frame then carries the token of its own task.
@@ -135,24 +147,45 @@ export class SharedSocket {
       tokenOf: (taskId) => client.tokens.get(taskId),
       seqOf: (taskId) => this.listeners.get(taskId)?.lastSeq ?? null,
       onEvent: (frame) => this.#event(frame),
-      onControl: (frame) => this.listeners.get(String(frame.task_id))?.onError?.(frame),
+      onControl: (frame) => this.#control(frame),
       onDrop: ({ everOpened }) => this.#dropped(everOpened),
-      onState: () => {},
+      onState: () => this.#changed(),
     });
   }
 
+  /** idle | connecting | open | retrying */
   get state() {
     return this.mux.state;
   }
 
-  /** listener: { onState(state), onError(frame), onNeverOpened(), lastSeq }; returns unsubscribe(). */
+  /** How many tasks are subscribed. */
+  get size() {
+    return this.mux.subs.size;
+  }
+
+  /** Follow one task; returns unsubscribe(). */
   subscribe(taskId, listener) {
-    this.listeners.set(taskId, { ...listener });
+    const entry = { ...listener };
+    this.listeners.set(taskId, entry);
     this.mux.subscribe(taskId);
+    this.#changed();
     return () => {
+      if (this.listeners.get(taskId) !== entry) return; // ended already, or a later subscriber's
       this.listeners.delete(taskId);
       this.mux.unsubscribe(taskId);
+      this.#changed();
     };
+  }
+
+  /** onChange(state, size) after the socket's state or its number of tasks changed; returns a remover. */
+  onChange(onChange) {
+    this.changeListeners.add(onChange);
+    return () => this.changeListeners.delete(onChange);
+  }
+
+  /** Skip the remaining backoff, e.g. when the browser comes back online. */
+  reconnectNow() {
+    this.mux.reconnectNow();
   }
 
   #event(frame) {
@@ -163,12 +196,32 @@ export class SharedSocket {
     if (TERMINAL.has(frame.status)) {
       this.listeners.delete(taskId);
       this.mux.forget(taskId);
+      this.#changed();
     }
     listener.onState?.(frame);
   }
 
+  /** "subscribed", or an "error" that names a task: the server holds no subscription for it. */
+  #control(frame) {
+    const taskId = String(frame.task_id);
+    const listener = this.listeners.get(taskId);
+    if (!listener) return;
+    if (frame.op === "subscribed") return listener.onSubscribed?.();
+    if (frame.op !== "error") return;
+    this.listeners.delete(taskId);
+    this.mux.forget(taskId);
+    this.#changed();
+    listener.onError?.(frame);
+  }
+
   #dropped(everOpened) {
-    if (everOpened) return; // it reconnects and resubscribes by itself
-    for (const listener of [...this.listeners.values()]) listener.onNeverOpened?.();
+    for (const listener of [...this.listeners.values()]) {
+      if (everOpened) listener.onDrop?.();
+      else listener.onNeverOpened?.();
+    }
+  }
+
+  #changed() {
+    for (const onChange of this.changeListeners) onChange(this.state, this.size);
   }
 }

@@ -30,3 +30,16 @@ export function sleep(ms, signal) {
     }, { once: true });
   });
 }
+
+/** A signal that aborts when parent aborts or after ms, whichever comes first; done() drops the timer. */
+export function withTimeout(parent, ms) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new DOMException("timed out", "TimeoutError")), ms);
+  const stop = () => {
+    clearTimeout(timer);
+    controller.abort(parent.reason);
+  };
+  if (parent.aborted) stop();
+  else parent.addEventListener("abort", stop, { once: true });
+  return { signal: controller.signal, done: () => clearTimeout(timer) };
+}
