@@ -1,5 +1,5 @@
-// HTTP calls to the taskcast API, URL building for the streaming transports,
-// and turning error answers into sentences a person can act on.
+// The page's client of the taskcast API (the client module, taskcast.js, with the page's
+// storage of the key and the watch tokens), and error answers as sentences a person can act on.
 //
 // Credentials: the API key only submits and cancels. Watching (GET, SSE, WebSocket) uses the
 // task's watch token from POST /tasks, good for that one task; a server without API_KEY
@@ -19,7 +19,7 @@ function loadTokens() {
 }
 
 /** The task's watch token, or null (an open server, or a task from before tokens). */
-export function watchToken(taskId) {
+function watchToken(taskId) {
   return loadTokens()[taskId] ?? null;
 }
 
@@ -45,19 +45,14 @@ export function setApiKey(value) {
   else localStorage.removeItem(API_KEY_STORAGE);
 }
 
-// Every call goes through the reusable client module; this file adds the page's storage of the
-// key and the tokens, and its sentences.
-const client = new TaskcastClient({ apiKey: getApiKey, tokens: { get: watchToken, set: saveToken } });
+// Every call and every watch goes through the client module; the key only submits and cancels.
+export const client = new TaskcastClient({
+  apiKey: getApiKey,
+  tokens: { get: watchToken, set: saveToken },
+  watchWithKey: false,
+});
 
-export function taskPath(taskId) {
-  return client.taskPath(taskId);
-}
-
-/** EventSource and WebSocket cannot send headers, so a watch token travels as ?token=. */
-export function streamUrl(path, params = {}) {
-  return client.url(path, params);
-}
-
+/** The dashboard's socket URL (it adds the operator's key itself). */
 export function wsUrl(path, params = {}) {
   return client.wsUrl(path, params);
 }
@@ -77,9 +72,9 @@ export function cancelTask(taskId) {
   return client.cancel(taskId);
 }
 
-/** GET /tasks/{id}; with wait and seq it is a long-poll that answers 304 at the timeout. */
-export function getTask(taskId, options = {}) {
-  return client.get(taskId, { ...options, bearer: watchToken(taskId) });
+/** GET /tasks/{id}, with the task's watch token. */
+export function getTask(taskId) {
+  return client.get(taskId);
 }
 
 export const UNREACHABLE = "Cannot reach the server. Is the API running?";

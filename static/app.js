@@ -1,11 +1,10 @@
 /*
  * taskcast demo page — entry module (served as /static/app.js, type="module").
  *
- * Modules: taskcast.js (the reusable client, with its parts in taskcast/: HTTP calls, URLs,
- * the shared /ws socket, and a watch() any page can use), api.js (the page's key storage + error text on top of it),
- * store.js (task list + localStorage), watch.js (the page's transport choice, fallback, resume
- * per task), sse.js, poll.js (long-poll), view.js (DOM), backoff.js (abortable waits),
- * slots.js (connection cap).
+ * Modules: taskcast.js (the reusable client, with its parts in taskcast/: HTTP calls, watch()
+ * with its fallback, resume and stream cap, the shared /ws socket), api.js (the page's client:
+ * key and token storage, error text), store.js (task list + localStorage), watch.js (one module
+ * watch() per unfinished task, applied to the list), view.js (DOM).
  *
  * DOM hooks for browser tests
  * ---------------------------

@@ -1,16 +1,3 @@
-// Timing primitives shared by the transports: exponential backoff and abortable waits.
+// The dashboard's import of the client module's backoff (static/dashboard/link.js).
 
-export { Backoff, sleep } from "./taskcast.js";
-
-/** A signal that aborts when parent aborts or after ms, whichever comes first. */
-export function withTimeout(parent, ms) {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(new DOMException("timed out", "TimeoutError")), ms);
-  const stop = () => {
-    clearTimeout(timer);
-    controller.abort(parent.reason);
-  };
-  if (parent.aborted) stop();
-  else parent.addEventListener("abort", stop, { once: true });
-  return { signal: controller.signal, done: () => clearTimeout(timer) };
-}
+export { Backoff } from "./taskcast.js";

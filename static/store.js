@@ -2,8 +2,7 @@
 // shows the same list and resumes watching the tasks that have not ended.
 
 import { keepTokens } from "./api.js";
-
-export const TERMINAL = new Set(["DONE", "FAILED", "CANCELLED"]);
+import { TERMINAL } from "./taskcast.js";
 
 const STORAGE_KEY = "taskcast.tasks.v1";
 const MAX_TASKS = 50;

@@ -22,7 +22,6 @@ import { SharedSocket } from "./taskcast/socket.js";
 import { Backoff, sleep } from "./taskcast/timing.js";
 import { TRANSPORTS, Watcher } from "./taskcast/watch.js";
 
-export { Mux } from "./taskcast/socket.js";
 export { Backoff, sleep } from "./taskcast/timing.js";
 export { TRANSPORTS } from "./taskcast/watch.js";
 export { TERMINAL } from "./taskcast/wire.js";

@@ -10,7 +10,7 @@ import { TERMINAL, parseJson } from "./wire.js";
  * hooks: url(taskIds): the socket URL; seqOf(id): last applied seq or null; tokenOf(id): watch
  * token or null; onEvent(frame), onControl(frame), onDrop({ everOpened }), onState().
  */
-export class Mux {
+class Mux {
   constructor(hooks, { idleCloseMs = 15000 } = {}) {
     this.hooks = hooks;
     this.idleCloseMs = idleCloseMs;
