@@ -1,12 +1,15 @@
-"""The demo page in a real browser: submit, watch over each transport, fail, survive a restart."""
+"""The demo page in a real browser: submit, watch over each transport, fail, survive a restart;
+every stream opened by the client module's watch, the stream cap, the fallback behind a strict proxy."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
 import subprocess
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from playwright.sync_api import Locator, Page, Request, expect
@@ -14,11 +17,12 @@ from playwright.sync_api import Locator, Page, Request, expect
 from server.main import create_app
 from server.settings import Settings
 from tests.browser.conftest import ARTIFACTS, wait_until_status
-from tests.clients.servers import ServedApp
+from tests.clients.servers import ServedApp, StreamBlocker
 from tests.conftest import LiveServer
 from tests.helpers import ROOT, free_port
 
 SLOW = 20_000  # ms: covers the page's reconnect backoff after a restart
+WATCH_PARTS = {"/static/taskcast/watch.js", "/static/taskcast/transports.js"}
 
 
 def _submit(page: Page, prompt: str, *, duration: float = 0.5, steps: int = 2, fail: bool = False) -> Locator:
@@ -32,8 +36,12 @@ def _submit(page: Page, prompt: str, *, duration: float = 0.5, steps: int = 2, f
     return task
 
 
-def _timeline(task: Locator) -> list[str]:
-    return task.locator("ol.timeline > li.event").evaluate_all("els => els.map(e => e.dataset.status)")
+def _timeline(task: Locator, field: str = "status") -> list[str]:
+    """One field of each timeline entry: its status, or "via" (the transport that delivered it)."""
+    values: list[str] = task.locator("ol.timeline > li.event").evaluate_all(
+        f"els => els.map(e => e.dataset.{field})"
+    )
+    return values
 
 
 def test_page_shows_running_then_done_with_the_result(
@@ -157,3 +165,97 @@ def test_with_an_api_key_the_page_watches_with_the_watch_token_and_keeps_the_key
         assert any("token=" in r.url for r in watching if r.url.split("?")[0].endswith("/events"))
     if transport == "websocket":
         assert sockets and all("token=" in url for url in sockets)
+
+
+# Records every stream the page opens (EventSource, WebSocket, long-poll fetch) with the files
+# of its stack that are served under /static/, the opener first; and the most EventSources open.
+RECORD_STREAMS = """(() => {
+  Error.stackTraceLimit = 100;
+  const streams = (window.__streams = []);
+  let open = 0;
+  window.__maxOpenSse = 0;
+  const opener = () => (new Error().stack ?? "").split("\\n")
+    .map((line) => line.match(/https?:\\/\\/[^\\s)]+/)?.[0])
+    .filter((url) => url?.includes("/static/"))
+    .map((url) => new URL(url.replace(/(:\\d+)+$/, "")).pathname);
+  const NativeEventSource = window.EventSource;
+  window.EventSource = class extends NativeEventSource {
+    constructor(url, init) {
+      super(url, init);
+      streams.push({ kind: "sse", stack: opener() });
+      window.__maxOpenSse = Math.max(window.__maxOpenSse, (open += 1));
+    }
+    close() {
+      if (this.readyState !== NativeEventSource.CLOSED) open -= 1;
+      super.close();
+    }
+  };
+  const NativeWebSocket = window.WebSocket;
+  window.WebSocket = class extends NativeWebSocket {
+    constructor(url, protocols) {
+      super(url, protocols);
+      streams.push({ kind: "websocket", stack: opener() });
+    }
+  };
+  const nativeFetch = window.fetch;
+  window.fetch = function (input, init) {
+    if (/[?&]wait=/.test(String(input))) streams.push({ kind: "polling", stack: opener() });
+    return nativeFetch.call(this, input, init);
+  };
+})();"""
+
+
+@pytest.mark.parametrize("transport", ["auto", "sse", "websocket", "polling"])
+def test_every_stream_of_the_page_is_opened_by_the_client_module(
+    page: Page, live_server: LiveServer, worker: subprocess.Popen[bytes], transport: str
+) -> None:
+    page.add_init_script(RECORD_STREAMS)
+    page.goto(live_server.url)
+    page.select_option("#transport", transport)
+
+    task = _submit(page, f"watched by the module over {transport}", duration=0.3, steps=1)
+
+    expect(task).to_have_attribute("data-status", "DONE")
+    streams: list[dict[str, Any]] = page.evaluate("window.__streams")
+    assert {s["kind"] for s in streams} == {"sse" if transport == "auto" else transport}
+    assert all(_opened_by_the_modules_watch(s["stack"]) for s in streams), streams
+
+
+def _opened_by_the_modules_watch(stack: list[str]) -> bool:
+    """From the opener down to the page's own code, the stack passes through the module's watch
+    (a reconnect on the module's timer has no frame of the page at all)."""
+    module = list(itertools.takewhile(lambda path: path.startswith("/static/taskcast"), stack))
+    return len(module) == len(stack) or bool(WATCH_PARTS.intersection(module))
+
+
+def test_forced_sse_keeps_four_streams_open_and_the_fifth_task_waits_for_a_slot(
+    page: Page, live_server: LiveServer, worker: subprocess.Popen[bytes]
+) -> None:
+    page.add_init_script(RECORD_STREAMS)
+    page.goto(live_server.url)
+    page.select_option("#transport", "sse")
+
+    tasks = [_submit(page, f"slot {n}", duration=3, steps=1) for n in range(5)]
+
+    expect(tasks[-1]).to_have_attribute("data-link", "queued")
+    for task in tasks:
+        expect(task).to_have_attribute("data-status", "DONE", timeout=SLOW)
+    assert page.evaluate("window.__maxOpenSse") == 4
+    assert "sse" in _timeline(tasks[-1], "via")
+
+
+def test_behind_a_proxy_that_blocks_both_streams_the_page_falls_back_to_polling(
+    page: Page, settings: Settings, worker: subprocess.Popen[bytes]
+) -> None:
+    server = ServedApp(StreamBlocker(create_app(settings), sse_answer="html", block_ws=True)).start()
+    try:
+        page.goto(server.url)
+
+        task = _submit(page, "hello strict proxy", duration=2, steps=2)
+
+        expect(task).to_have_attribute("data-status", "DONE")
+        expect(task).to_have_attribute("data-transport", "polling")
+        expect(page.locator("#transport-in-use")).to_have_attribute("data-resolved", "polling")
+        assert "polling" in _timeline(task, "via")
+    finally:
+        server.stop()
