@@ -3,6 +3,7 @@ its figures. The figures themselves are not asserted (tests assert behaviour, ne
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -147,3 +148,15 @@ def test_cluster_bench_compares_single_node_and_cluster() -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert [line.split()[0] for line in lines[2:4]] == ["single", "cluster"]
     assert lines[-1].startswith("cluster / single: P1")
+
+
+@pytest.mark.parametrize("key", [False, True])
+def test_submit_instructions_drives_the_app_in_process(clean_redis: str, key: bool) -> None:
+    # The part valgrind runs (valgrind itself takes minutes; the tool is run by hand).
+    env = {"TASKCAST_TREE": str(ROOT), "REDIS_URL": clean_redis, "LOG_LEVEL": "WARNING"}
+    done = subprocess.run(
+        [sys.executable, "tools/submit_instructions.py", "--drive", "100", *(["--key"] if key else [])],
+        cwd=ROOT, capture_output=True, text=True, timeout=50, check=False, env={**os.environ, **env},
+    )  # fmt: skip
+
+    assert done.returncode == 0, done.stderr
