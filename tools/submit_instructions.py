@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         costs = {v.name: _per_request(v, redis, args.small, args.large) for v in variants}
     base = costs.get("baseline")
     for name, cost in costs.items():
-        ratio = f"  {base / cost:.2f}x the baseline's throughput" if base else ""
+        ratio = f"  baseline / this: {base / cost:.2f}" if base else ""
         print(f"{name:32} {cost / 1000:7.1f}k instructions a request{ratio}")
     return 0
 
