@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,11 +38,13 @@ async def queue_depth(redis: Client, keys: Keys) -> ShardedDepth:
             pipe.xlen(shard.dead_letter)
         replies = await pipe.execute(raise_on_error=False)
     per_shard = {s.tag: _depth(replies[4 * i : 4 * i + 4]) for i, s in enumerate(shards)}
-    depths = per_shard.values()
-    total = QueueDepth(
-        *(sum(getattr(d, f) for d in depths) for f in ("length", "pending", "delayed", "dead"))
-    )
-    return ShardedDepth(total, per_shard)
+    return ShardedDepth(added(per_shard.values()), per_shard)
+
+
+def added(depths: Iterable[QueueDepth]) -> QueueDepth:
+    """The sum of shards' depths."""
+    rows = list(depths)
+    return QueueDepth(*(sum(getattr(d, f) for d in rows) for f in ("length", "pending", "delayed", "dead")))
 
 
 async def queue_depths(redis: Client, keys: Keys, kinds: Sequence[str]) -> dict[str, ShardedDepth]:

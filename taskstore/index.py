@@ -37,31 +37,27 @@ def status_indexes(keys: Keys, kind: str) -> list[list[str]]:
     return [[keys.index(kind, status.value, tag) for tag in keys.index_tags] for status in TaskStatus]
 
 
-def move_indexes(keys: Keys, kind: str, to: TaskStatus, tag: str) -> list[str]:
-    """The indexes a move touches, as transition.lua takes them: PENDING, RUNNING (the only
-    statuses a task can leave) and the target's, all in the task's shard (`tag`)."""
+def move_keys(keys: Keys, kind: str, to: TaskStatus, tag: str) -> list[str]:
+    """The keys a move passes to transition.lua after the task's hash: the PENDING and RUNNING
+    indexes (the only statuses a task can leave), the target's, and the shard's tallies, all in
+    the task's shard (`tag`)."""
     statuses = (TaskStatus.PENDING, TaskStatus.RUNNING, to)
-    return [keys.index(kind, status, tag) for status in statuses]
+    return [*(keys.index(kind, status, tag) for status in statuses), keys.tallies(tag)]
 
 
 class MoveKeys:
-    """The index and end-bucket keys each move passes to transition.lua, built once per kind,
-    target and minute rather than for every move (the worker's hot path)."""
+    """`move_keys`, built once per kind, target and shard rather than for every move (the
+    worker's hot path)."""
 
     def __init__(self, keys: Keys) -> None:
         self.keys = keys
-        self._cache: dict[tuple[str, TaskStatus, int, str], list[str]] = {}
+        self._cache: dict[tuple[str, TaskStatus, str], list[str]] = {}
 
     def __call__(self, kind: str, to: TaskStatus, tag: str) -> list[str]:
         """Those of a task in the shard with `tag` (the task's own slot)."""
-        minute = int(time.time()) // 60 if to in (TaskStatus.DONE, TaskStatus.FAILED) else 0
-        found = self._cache.get((kind, to, minute, tag))
+        found = self._cache.get((kind, to, tag))
         if found is None:
-            if len(self._cache) > 64 * (len(self.keys.index_tags) + 1):
-                self._cache.clear()  # last minute's buckets
-            ends = [self.keys.ends(kind, minute, tag)] if minute else []
-            found = move_indexes(self.keys, kind, to, tag) + ends
-            self._cache[(kind, to, minute, tag)] = found
+            found = self._cache[(kind, to, tag)] = move_keys(self.keys, kind, to, tag)
         return found
 
 

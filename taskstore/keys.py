@@ -156,10 +156,10 @@ class Keys:
         created_at: the scripts keep it in the task's slot; GET /tasks merges the shards'."""
         return f"{self.prefix}:index:{{{tag}}}:{kind}:{status}"
 
-    def ends(self, kind: str, minute: int, tag: str) -> str:
-        """Hash of one shard's DONE/FAILED counts per second (fields `<second>:<status>`) of one
-        minute; the stats add up the shards'."""
-        return f"{self.prefix}:ends:{{{tag}}}:{kind}:{minute}"
+    def tallies(self, tag: str) -> str:
+        """Hash of one shard's counts, all kinds: what entered and left each index, and the
+        DONE/FAILED ends of the last minutes by second (index.lua, read by tallies.py)."""
+        return f"{self.prefix}:tallies:{{{tag}}}"
 
     @property
     def index_tags(self) -> list[str]:

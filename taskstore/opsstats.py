@@ -1,25 +1,24 @@
-"""What GET /stats and the dashboard show per kind, read in two pipelined round trips.
+"""What GET /stats and the dashboard show per kind, from one read per Redis node (tallies.py).
 
-    queue_depth(kind)  XLEN, XPENDING summary, ZCARD delayed, XLEN dead letters (depth.py)
-    per kind           ZCARD of each status index; HGETALL of the last two minutes' end buckets
-                       (index.lua counts DONE and FAILED per second in one hash per minute)
+    per kind   status counts from the shards' tallies (kept by index.lua, equal to the indexes'
+               ZCARDs); DONE and FAILED per second from the tallies' ring of ends; queued,
+               delayed and dead letters from the depth of its queue shards (depth.py's figures)
 
-The cost does not grow with the number of tasks: a dozen commands per kind.
+The cost does not grow with the number of tasks: one script call per node, whose work inside
+is a few reads per shard.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 
 from pydantic import BaseModel
 
-from taskstore.depth import queue_depth
-from taskstore.index import status_indexes
-from taskstore.keys import Keys
+from taskstore.depth import QueueDepth, added
 from taskstore.model import TaskStatus
-from taskstore.topology import Client
+from taskstore.tallies import Ask, OpsReader, ShardRead, Tallies, count_fields, end_fields
 
 WINDOW = 60  # seconds behind the rates
 
@@ -44,82 +43,59 @@ class Stats(BaseModel):
     seconds: list[tuple[int, int, int]]
 
 
-def kind_keys(keys: Keys, kind: str) -> Keys:
-    """The keys of the kind's queue."""
-    return keys.of_kind(kind)
-
-
-async def read_stats(redis: Client, keys: Keys, kinds: Sequence[str], now: float | None = None) -> Stats:
+async def read_stats(reader: OpsReader, now: float | None = None) -> Stats:
+    """Everything, read afresh: the counts, two minutes of ends and every queue shard's depth."""
     now = time.time() if now is None else now
-    minute = int(now) // 60
-    tags = keys.index_tags  # every index and end bucket is one shard's: read them all, add up
-    async with redis.pipeline(transaction=False) as pipe:
-        for kind in kinds:
-            for shard_keys in status_indexes(keys, kind):
-                for key in shard_keys:
-                    pipe.zcard(key)
-            for tag in tags:
-                pipe.hgetall(keys.ends(kind, minute - 1, tag))
-                pipe.hgetall(keys.ends(kind, minute, tag))
-        replies: list[Any] = await pipe.execute()
-    n = len(TaskStatus) * len(tags)
-    per_kind = n + 2 * len(tags)
-    stats, totals = {}, Ends()
-    for i, kind in enumerate(kinds):
-        replies_of_kind = replies[i * per_kind : (i + 1) * per_kind]
-        zcards = replies_of_kind[:n]
-        counts = [sum(int(c) for c in zcards[j : j + len(tags)]) for j in range(0, n, len(tags))]
-        ends = Ends.of(replies_of_kind[n:])
-        totals.merge(ends)
-        stats[kind] = await _kind_stats(redis, kind_keys(keys, kind), counts, ends, int(now))
-    return Stats(time=now, kinds=stats, seconds=totals.series(int(now) - 2 * WINDOW, int(now)))
+    kinds = reader.kinds
+    fields = count_fields(kinds) + end_fields(kinds, range(int(now) - 2 * WINDOW, int(now) + 1))
+    reads = await reader.read(fields, {tag: Ask(depth_kinds=kinds) for tag in reader.tags}, 0, now)
+    tallies = Tallies()
+    for read in reads.values():
+        tallies.add(fields, read.fields)
+    return build_stats(kinds, tallies, depths_of(reads.values()), now)
 
 
-async def _kind_stats(redis: Client, keys: Keys, counts: list[int], ends: Ends, now: int) -> KindStats:
-    depth = (await queue_depth(redis, keys)).total
-    done, failed = ends.total(now - WINDOW, now)
+def depths_of(reads: Iterable[ShardRead]) -> dict[str, QueueDepth]:
+    """Each kind's queue depth, added up over the shards read."""
+    by_kind: dict[str, list[QueueDepth]] = defaultdict(list)
+    for read in reads:
+        for kind, depth in read.depths.items():
+            by_kind[kind].append(depth)
+    return {kind: added(depths) for kind, depths in by_kind.items()}
+
+
+def build_stats(
+    kinds: Sequence[str],
+    tallies: Tallies,
+    depths: dict[str, QueueDepth],
+    now: float,
+    ends: Tallies | None = None,
+) -> Stats:
+    """Stats of `kinds` from their counts (`tallies`), queue depths and the ends by second
+    (`ends`, `tallies` when None) of the two minutes before `now`."""
+    ends = ends or tallies
+    second = int(now)
+    stats = {kind: _kind_stats(kind, tallies, ends, depths[kind], second) for kind in kinds}
+    rows = [(s, *_ends(ends, kinds, s)) for s in range(second - 2 * WINDOW, second)]
+    return Stats(time=now, kinds=stats, seconds=[(s, done, failed) for s, done, failed in rows])
+
+
+def _ends(ends: Tallies, kinds: Iterable[str], second: int) -> tuple[int, int]:
+    pairs = [ends.ends(kind, second) for kind in kinds]
+    return sum(p[0] for p in pairs), sum(p[1] for p in pairs)
+
+
+def _kind_stats(kind: str, tallies: Tallies, ends: Tallies, depth: QueueDepth, now: int) -> KindStats:
+    last_minute = [ends.ends(kind, s) for s in range(now - WINDOW, now)]
+    done, failed = sum(e[0] for e in last_minute), sum(e[1] for e in last_minute)
     return KindStats(
         queued=max(0, depth.length - depth.pending),
         delayed=depth.delayed,
-        running=int(counts[list(TaskStatus).index(TaskStatus.RUNNING)]),
+        running=tallies.count(kind, TaskStatus.RUNNING),
         dead_letters=depth.dead,
-        tasks={status: int(n) for status, n in zip(TaskStatus, counts, strict=True)},
+        tasks={status: tallies.count(kind, status) for status in TaskStatus},
         done_last_minute=done,
         failed_last_minute=failed,
         done_per_second=done / WINDOW,
         failed_per_second=failed / WINDOW,
     )
-
-
-class Ends:
-    """DONE and FAILED counts by second, from end buckets (fields `<second>:<status>`)."""
-
-    def __init__(self) -> None:
-        self.by_second: dict[int, list[int]] = {}
-
-    @classmethod
-    def of(cls, buckets: Sequence[dict[bytes, bytes]]) -> Ends:
-        ends = cls()
-        for bucket in buckets:
-            for field, value in bucket.items():
-                second, _, status = field.decode().partition(":")
-                ends._add(int(second), status, int(value))
-        return ends
-
-    def merge(self, other: Ends) -> None:
-        for second, (done, failed) in other.by_second.items():
-            self._add(second, TaskStatus.DONE, done)
-            self._add(second, TaskStatus.FAILED, failed)
-
-    def total(self, start: int, end: int) -> tuple[int, int]:
-        """DONE and FAILED in the seconds [start, end)."""
-        rows = [v for s, v in self.by_second.items() if start <= s < end]
-        return sum(r[0] for r in rows), sum(r[1] for r in rows)
-
-    def series(self, start: int, end: int) -> list[tuple[int, int, int]]:
-        rows = [(s, self.by_second.get(s, [0, 0])) for s in range(start, end)]
-        return [(s, row[0], row[1]) for s, row in rows]
-
-    def _add(self, second: int, status: str, count: int) -> None:
-        row = self.by_second.setdefault(second, [0, 0])
-        row[0 if status == TaskStatus.DONE else 1] += count

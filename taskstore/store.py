@@ -142,7 +142,8 @@ class TaskStore:
         pending = self.keys.index(kind, TaskStatus.PENDING, shard.tag)
         done = self.keys.index(kind, TaskStatus.DONE, shard.tag)
         task, cache, inflight = self.keys.task(task_id), self.keys.cache(sig), self.keys.inflight(sig)
-        keys = [cache, task, shard.stream, inflight, shard.delayed, pending, done]
+        tallies = self.keys.tallies(shard.tag)
+        keys = [cache, task, shard.stream, inflight, shard.delayed, pending, done, tallies]
         run_at, ttl = "", self.result_ttl
         if delay > 0:
             # The hash must outlive its wait, or a long delay would find nothing left to run.
@@ -233,7 +234,7 @@ class TaskStore:
         keys = [self.keys.task(move.task_id), *self._move_keys(kind, move.to, tag)]
         optional = ""
         if move.dead_letter and move.to == TaskStatus.FAILED:
-            # The kind's dead letters, in the task's shard; after the end bucket FAILED always has.
+            # The kind's dead letters, in the task's shard; after the shard's tallies.
             keys.append(self.keys.of_kind(kind).shard_of_task(move.task_id).dead_letter)
             optional += "d"
         if move.to == TaskStatus.CANCELLED and (self.keys.legacy_queue or shards.is_sharded_id(move.task_id)):

@@ -1,8 +1,8 @@
 -- Idempotency-Key claim, cache check, coalescing, create and enqueue (or schedule) in one round
 -- trip.
 -- KEYS: cache key, task hash, stream of the kind, in-flight marker of the request, delayed set
---       of the kind, the kind's PENDING index, its DONE index (index.lua)[, the Idempotency-Key's
---       claim (where it shares the slot, i.e. one node)]
+--       of the kind, the kind's PENDING index, its DONE index, the shard's tallies (index.lua)
+--       [, the Idempotency-Key's claim (where it shares the slot, i.e. one node)]
 -- ARGV: task_id, request_json, signature, result_ttl, cache_ttl, max_queue, kind, coalesce (0|1),
 --       run_at ('' = run now; else epoch seconds, the caller's clock as for retries)
 --       [, fingerprint, claim ttl]
@@ -12,7 +12,7 @@
 -- A scheduled request asks for a run at its time: it neither answers from the cache nor joins
 -- (or becomes) an in-flight run.
 local cache_key, key, stream, inflight, delayed = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local pending_index, done_index, claim = KEYS[6], KEYS[7], KEYS[8]
+local pending_index, done_index, tallies, claim = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local task_id, request, signature = ARGV[1], ARGV[2], ARGV[3]
 local result_ttl, cache_ttl, max_queue = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local kind, coalesce, run_at = ARGV[7], ARGV[8] == '1' and ARGV[9] == '', ARGV[9]
@@ -38,7 +38,7 @@ if run_at == '' then
     redis.call('HSET', key, 'status', 'DONE', 'seq', 1, 'attempts', 0, 'result', cached, 'cached', 1,
       'request', request, 'signature', signature, 'kind', kind, 'created_at', stamp, 'updated_at', stamp)
     redis.call('EXPIRE', key, result_ttl)
-    index_add(done_index, task_id, stamp, result_ttl)
+    index_add(done_index, tallies, kind, 'DONE', task_id, stamp, result_ttl, '', 0)
     claimed(task_id)
     return {'cached', cached}
   end
@@ -60,7 +60,7 @@ if max_queue > 0 then
 end
 redis.call('HSET', key, 'status', 'PENDING', 'seq', 1, 'attempts', 0, 'request', request,
   'signature', signature, 'kind', kind, 'created_at', stamp, 'updated_at', stamp)
-index_add(pending_index, task_id, stamp, result_ttl)
+index_add(pending_index, tallies, kind, 'PENDING', task_id, stamp, result_ttl, '', 0)
 claimed(task_id)
 if run_at ~= '' then
   redis.call('HSET', key, 'run_at', run_at)

@@ -1,6 +1,6 @@
 -- The single atomic move of a task: check, seq+1, write, expire, publish.
--- KEYS[1] task hash; the PENDING, RUNNING and target status indexes of the task's kind; for a
---   move to DONE or FAILED only, the bucket counting ends (index.lua); then, with a move to
+-- KEYS[1] task hash; the PENDING, RUNNING and target status indexes of the task's kind; the
+--   shard's tallies (status counts and ends, index.lua); then, with a move to
 --   FAILED and 'd' in ARGV[9], the dead-letter stream: the task's dead letter is added in the
 --   same step, so no crash can leave a FAILED task without one; last, with 'i' in ARGV[9] (a move
 --   to an end state, the request known), the request's in-flight marker: removed if it still
@@ -46,9 +46,9 @@ for i = 10, #ARGV, 2 do
   end
 end
 redis.call('EXPIRE', key, tonumber(ARGV[7]))
-index_move(KEYS[2], KEYS[3], KEYS[4], key, task_id, current, wanted, tonumber(ARGV[7]))
+local kind = index_move(KEYS[2], KEYS[3], KEYS[4], KEYS[5], key, task_id, current, wanted, tonumber(ARGV[7]))
 if wanted == 'DONE' or wanted == 'FAILED' then
-  count_end(KEYS[5], wanted, now())
+  count_end(KEYS[5], kind, wanted, now())
 end
 
 if delayed then

@@ -24,6 +24,8 @@ from server.push.hub import Hub, TooManyStreams
 from server.push.subscriber import SubscriberClosed, TooManyNotices
 from server.settings import Settings
 from taskstore.index import TaskIndex
+from taskstore.tallies import OpsReader
+from taskstore.workers import Heartbeats
 
 router = APIRouter()
 log = logging.getLogger(__name__)
@@ -62,11 +64,14 @@ async def dashboard_socket(websocket: WebSocket) -> None:
 
 
 def ops_feed(app: FastAPI, settings: Settings) -> OpsFeed:
-    """The process's shared dashboard feed (started by the first dashboard that connects)."""
+    """The process's shared dashboard feed (started by the first dashboard that connects); its
+    reader serves GET /stats too."""
     store = app.state.store
     index = TaskIndex(store.redis, store.keys, result_ttl=settings.result_expiry)
     kinds = served_kinds(settings.kinds)
-    return OpsFeed(store.redis, store.keys, kinds, index, gone_after=settings.worker_gone_after)
+    reader = OpsReader(store.redis, store.keys, kinds, result_ttl=settings.result_expiry)
+    heartbeats = Heartbeats(store.redis, store.keys)
+    return OpsFeed(reader, index, heartbeats, gone_after=settings.worker_gone_after)
 
 
 def mount_page(app: FastAPI, static: Path) -> None:

@@ -2,8 +2,8 @@
 
 Tasks of that layout have ids without a shard (32 hex) and keys `taskcast:task:{<id>}`; the queue
 was one stream `task_stream` with `task_stream:delayed` and `task_stream:dead`. The old submit
-script is the current one called with the old key names (plus the list view's indexes, which
-it writes since), so that is how these tests write them.
+script is the current one called with the old key names (plus the list view's indexes and
+tallies, which it writes since), so that is how these tests write them.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ async def _old_submit(store: TaskStore, prompt: str) -> str:
     keys += [f"{store.keys.prefix}:inflight:{sig}", legacy.delayed]  # the script's later keys
     tag = store.keys.index_tag(task_id)
     keys += [store.keys.index("default", status, tag) for status in ("PENDING", "DONE")]  # list view
+    keys.append(store.keys.tallies(tag))  # and the operations view's counts
     args: list[str | int] = [task_id, request.decode(), sig, 3600, 600, 0, "default", "0", ""]
     assert (await store.scripts.submit(store.redis, keys, args))[0] == b"queued"
     return task_id

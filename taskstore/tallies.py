@@ -1,0 +1,226 @@
+"""The shards' tallies (index.lua) and the one read behind GET /stats and the dashboards.
+
+    index.lua      one HINCRBY per index write into the shard's tallies hash: '<kind> <from>><to>'
+                   (an index's size = what entered it - what left it == its ZCARD), and the ends
+                   of the last 360 seconds, '<kind> <status>@<second % 360>' = second * 2^20 + n
+    OpsReader.read one opsread.lua call per Redis node (one on a single node, one per primary on a
+                   cluster): for each shard the tally fields asked for, the depth of the queue
+                   shards asked for, the newest ids of the indexes asked for
+    reconcile.lua  once per process and shard, before its tallies are used: tallies := ZCARDs
+
+So a reader's cost follows the nodes and what changed, never the number of tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib.resources import files
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from taskstore.depth import QueueDepth
+from taskstore.keys import Keys, Shard
+from taskstore.model import TaskStatus
+from taskstore.scripts import Script
+from taskstore.topology import Client, route
+
+RING = 360  # seconds of ends each shard keeps (index.lua)
+_SECOND = 1 << 20  # a ring slot holds second * _SECOND + count
+_ENDS = (TaskStatus.DONE, TaskStatus.FAILED)
+# Where a member of a status's index can come from and go to (index.lua, reconcile.lua):
+# '' is a submit or a trim, 'seed' what reconcile.lua counted, and only PENDING and RUNNING
+# tasks move.
+_SOURCES = ("", "seed", TaskStatus.PENDING.value, TaskStatus.RUNNING.value)
+
+Position = tuple[float, str]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def in_fields(kind: str, status: TaskStatus) -> list[str]:
+    return [f"{kind} {source}>{status.value}" for source in _SOURCES]
+
+
+def out_fields(kind: str, status: TaskStatus) -> list[str]:
+    moves = [f"{kind} {status.value}>{to.value}" for to in TaskStatus if to != status]
+    gone = [f"{kind} {status.value}>"]  # trimmed, or moved where the target held it already
+    return gone + moves if status in (TaskStatus.PENDING, TaskStatus.RUNNING) else gone
+
+
+def count_fields(kinds: Iterable[str]) -> list[str]:
+    """Every tally field the status counts of `kinds` are made of, each once."""
+    fields = (
+        f
+        for kind in kinds
+        for status in TaskStatus
+        for f in in_fields(kind, status) + out_fields(kind, status)
+    )
+    return list(dict.fromkeys(fields))
+
+
+def end_fields(kinds: Iterable[str], seconds: Iterable[int]) -> list[str]:
+    return [f"{kind} {status.value}@{s % RING}" for s in seconds for kind in kinds for status in _ENDS]
+
+
+@dataclass
+class Tallies:
+    """Tally fields read from shards, added up: status counts, and ends by kind and second."""
+
+    values: dict[str, int] = field(default_factory=dict)
+    by_second: dict[tuple[str, int], list[int]] = field(default_factory=dict)
+
+    def add(self, fields: Sequence[str], reply: Sequence[bytes | None]) -> None:
+        """One shard's HMGET of `fields`."""
+        for name, value in zip(fields, reply, strict=True):
+            if value is None:
+                continue
+            kind, _, what = name.partition(" ")  # a kind's name has no space (KIND_PATTERN)
+            status, ring, _ = what.partition("@")
+            if ring:  # second * _SECOND + count: the shard's own second, decoded before adding up
+                second, count = divmod(int(value), _SECOND)
+                self.by_second.setdefault((kind, second), [0, 0])[_ENDS.index(TaskStatus(status))] += count
+            else:
+                self.values[name] = self.values.get(name, 0) + int(value)
+
+    def entered(self, kind: str, status: TaskStatus) -> int:
+        return sum(self.values.get(f, 0) for f in in_fields(kind, status))
+
+    def count(self, kind: str, status: TaskStatus) -> int:
+        """The size of the kind's index of `status`, all shards: what entered it minus what left."""
+        return self.entered(kind, status) - sum(self.values.get(f, 0) for f in out_fields(kind, status))
+
+    def ends(self, kind: str, second: int) -> tuple[int, int]:
+        """DONE and FAILED of the kind in `second` (0 where the ring read held an older second)."""
+        done, failed = self.by_second.get((kind, second), (0, 0))
+        return done, failed
+
+
+@dataclass
+class ShardRead:
+    """What one read gave for one shard (tag)."""
+
+    fields: list[bytes | None]
+    depths: dict[str, QueueDepth]  # by kind, the kinds asked for
+    heads: dict[str, list[Position]]  # by index key
+
+
+@dataclass
+class Ask:
+    """What to read of one shard: its tallies' fields, some kinds' queue depth, some heads."""
+
+    tallies: bool = True
+    depth_kinds: list[str] = field(default_factory=list)
+    heads: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return self.tallies or bool(self.depth_kinds) or bool(self.heads)
+
+
+def _script(name: str) -> Script:
+    return Script(files("taskstore").joinpath(name).read_text())
+
+
+class OpsReader:
+    """The reads of GET /stats and the dashboard feed, shared by an API process."""
+
+    read_script = _script("opsread.lua")
+    reconcile_script = _script("reconcile.lua")
+
+    def __init__(self, redis: Client, keys: Keys, kinds: Sequence[str], *, result_ttl: int) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.kinds = list(kinds)
+        self.result_ttl = result_ttl
+        self.tags = keys.index_tags
+        self._shards: dict[str, dict[str, Shard]] = {
+            kind: {s.tag: s for s in keys.of_kind(kind).all_shards} for kind in self.kinds
+        }
+        self._reconciled = False
+        self.calls = 0  # script calls sent, for the benchmark
+
+    def queue_shard(self, kind: str, tag: str) -> Shard | None:
+        return self._shards[kind].get(tag)
+
+    async def reconcile(self) -> None:
+        """Once per process: every shard's tallies made equal to its indexes (reconcile.lua)."""
+        if self._reconciled:
+            return
+        statuses = [s.value for s in TaskStatus]
+        for tag in self.tags:
+            indexes = [self.keys.index(kind, status, tag) for kind in self.kinds for status in statuses]
+            args: list[str | int] = [len(statuses), *statuses, *self.kinds]
+            await self.reconcile_script(self.redis, [self.keys.tallies(tag), *indexes], args)
+        self._reconciled = True
+
+    async def read(
+        self, fields: Sequence[str], asks: dict[str, Ask], head_count: int, now: float
+    ) -> dict[str, ShardRead]:
+        """Each shard's answer to its Ask, one script call per node (a call per shard on a node
+        that no longer holds one of them: a slot moved, a failover)."""
+        await self.reconcile()
+        wanted = {tag: ask for tag, ask in asks.items() if ask}
+        header: list[str | int] = [
+            self.keys.group,
+            head_count,
+            repr(now - self.result_ttl),
+            len(fields),
+            *fields,
+        ]
+        groups = await asyncio.gather(
+            *(self._read_node(tags, wanted, header, fields) for tags in self._by_node(wanted))
+        )
+        return {tag: read for group in groups for tag, read in group.items()}
+
+    def _by_node(self, tags: Iterable[str]) -> list[list[str]]:
+        nodes: dict[Any, list[str]] = defaultdict(list)
+        for tag in tags:
+            nodes[route(self.redis, self.keys.tallies(tag)).get("target_nodes")].append(tag)
+        return list(nodes.values())
+
+    async def _read_node(
+        self, tags: list[str], asks: dict[str, Ask], header: list[str | int], fields: Sequence[str]
+    ) -> dict[str, ShardRead]:
+        try:
+            return await self._call(tags, asks, header, fields)
+        except RedisError:
+            if len(tags) == 1:
+                raise
+        reads = await asyncio.gather(*(self._call([tag], asks, header, fields) for tag in tags))
+        return {tag: read for one in reads for tag, read in one.items()}
+
+    async def _call(
+        self, tags: list[str], asks: dict[str, Ask], header: list[str | int], fields: Sequence[str]
+    ) -> dict[str, ShardRead]:
+        args = list(header)
+        for tag in tags:
+            args += self._block(tag, asks[tag])
+        self.calls += 1
+        reply = await self.read_script(self.redis, [self.keys.tallies(tags[0])], args)
+        return {tag: self._parse(tag, asks[tag], part, fields) for tag, part in zip(tags, reply, strict=True)}
+
+    def _block(self, tag: str, ask: Ask) -> list[str | int]:
+        shards = [s for s in (self.queue_shard(kind, tag) for kind in ask.depth_kinds) if s is not None]
+        block: list[str | int] = [self.keys.tallies(tag) if ask.tallies else "", len(shards)]
+        for shard in shards:
+            block += [shard.stream, shard.delayed, shard.dead_letter]
+        return [*block, len(ask.heads), *ask.heads]
+
+    def _parse(self, tag: str, ask: Ask, reply: list[Any], fields: Sequence[str]) -> ShardRead:
+        values, depths, heads = reply
+        kinds = [kind for kind in ask.depth_kinds if self.queue_shard(kind, tag) is not None]
+        return ShardRead(
+            fields=list(values),
+            depths={kind: QueueDepth(*map(int, d)) for kind, d in zip(kinds, depths, strict=True)},
+            heads={key: _positions(h) for key, h in zip(ask.heads, heads, strict=True)},
+        )
+
+
+def _positions(flat: list[Any]) -> list[Position]:
+    """A ZRANGE ... WITHSCORES reply from a script: member, score, member, score ..."""
+    return [(float(flat[i + 1]), _text(flat[i])) for i in range(0, len(flat), 2)]
