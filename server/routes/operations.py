@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 
 from server.deps import SettingsDep, StoreDep
+from server.ops.deadletters import KindsDeadLetters
 from server.ops.tasklist import (
     CURSOR_PATTERN,
     KIND_PATTERN,
@@ -25,7 +26,7 @@ from server.ops.tasklist import (
     served_kinds,
 )
 from taskstore import Submitted, TaskStatus
-from taskstore.deadletters import DeadLetters
+from taskstore.errors import DeadLetterNotFound
 from taskstore.index import Cursor, TaskIndex
 from taskstore.opsstats import Stats, read_stats
 from taskstore.resubmit import requeue_dead_letter, resubmit_failed
@@ -44,6 +45,7 @@ class Workers(BaseModel):
 
 class DeadLetterOut(BaseModel):
     entry_id: str
+    kind: str
     task_id: str
     error: str
     attempts: int
@@ -101,11 +103,20 @@ async def stats(request: Request) -> Stats:
     return await read_stats(request.app.state.ops_feed.reader)
 
 
-@router.get("/deadletters", response_model=list[DeadLetterOut])
-async def list_dead_letters(store: StoreDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> Any:
-    """Tasks that failed every attempt, newest first; `entry_id` names the letter to requeue."""
-    letters = await DeadLetters(store.redis, store.keys).newest(limit)
-    return [DeadLetterOut(**{**asdict(letter), "entry_id": letter.ref}) for letter in letters]
+@router.get(
+    "/deadletters", response_model=list[DeadLetterOut], responses={422: {"description": "Bad kind or limit"}}
+)
+async def list_dead_letters(
+    store: StoreDep,
+    settings: SettingsDep,
+    kind: Annotated[str | None, Query(pattern=KIND_PATTERN, description="Only this kind's")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> Any:
+    """Tasks that failed every attempt, newest first, of every kind (or `kind`'s); `entry_id`
+    names the letter to requeue."""
+    kinds = [kind] if kind else served_kinds(settings.kinds)
+    letters = await KindsDeadLetters(store.redis, store.keys, kinds).newest(limit)
+    return [DeadLetterOut(**{**asdict(k.letter), "entry_id": k.ref, "kind": k.kind}) for k in letters]
 
 
 @router.post(
@@ -114,12 +125,16 @@ async def list_dead_letters(store: StoreDep, limit: Annotated[int, Query(ge=1, l
     response_model=Resubmitted,
     responses={404: {"description": "No such dead letter"}, 409: {"description": "No usable request"}},
 )
-async def requeue(ident: str, store: StoreDep, response: Response) -> Resubmitted:
+async def requeue(ident: str, store: StoreDep, settings: SettingsDep, response: Response) -> Resubmitted:
     """Submit a dead letter's request as a new task and remove the dead letter.
 
-    `ident` is the dead letter's entry id or the failed task's id.
+    `ident` is the dead letter's entry id (of any kind) or the failed task's id.
     """
-    done = await requeue_dead_letter(DeadLetters(store.redis, store.keys), store, ident)
+    found = await KindsDeadLetters(store.redis, store.keys, served_kinds(settings.kinds)).holder(ident)
+    if found is None:
+        raise DeadLetterNotFound(ident)
+    letters, name = found
+    done = await requeue_dead_letter(letters, store, name)
     return _answer(done.submission, done.letter.task_id, response)
 
 
