@@ -122,7 +122,7 @@ function deadLetterItem(letter) {
   const item = document.createElement("li");
   item.dataset.entryId = letter.entry_id;
   const text = document.createElement("span");
-  text.textContent = `${letter.task_id.slice(0, 8)} · ${letter.attempts} attempts · ${letter.error}`;
+  text.textContent = `${letter.kind} · ${letter.task_id.slice(0, 8)} · ${letter.attempts} attempts · ${letter.error}`;
   const button = document.createElement("button");
   button.type = "button";
   button.className = "small";

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import httpx
 
 from taskstore import Move, TaskStatus, TaskStore
 from taskstore.deadletters import DeadLetter, DeadLetters
+from tests.conftest import LiveServer
 from tests.helpers import both_topologies
 
 pytestmark = both_topologies
@@ -72,3 +74,45 @@ async def test_a_dead_letter_without_a_usable_request_is_refused(
     answer = await client.post(f"/deadletters/{entry}/requeue")
 
     assert answer.status_code == 409 and "no usable request" in answer.json()["detail"]
+
+
+async def _dead_of_kind(store: TaskStore, kind: str, prompt: str) -> str:
+    """A task of `kind` that failed its last attempt, its dead letter written by the move."""
+    task_id = (await store.submit(prompt, {"x": 1}, kind=kind)).task_id
+    await store.move(Move(task_id, TaskStatus.RUNNING, new_token="t", new_attempt=True, kind=kind))
+    await store.move(
+        Move(task_id, TaskStatus.FAILED, {"error": f"{kind} boom"}, "t", dead_letter=True, kind=kind)
+    )
+    return task_id
+
+
+async def test_dead_letters_of_every_kind_are_listed_and_requeued(
+    start_server: Callable[..., LiveServer], store: TaskStore
+) -> None:
+    server = start_server(task_kinds="default,images")
+    plain = await _dead_of_kind(store, "default", "plain")
+    image = await _dead_of_kind(store, "images", "image")
+    again = await _dead_of_kind(store, "images", "image again")
+
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        listed = (await client.get("/deadletters")).json()
+        only_images = (await client.get("/deadletters", params={"kind": "images"})).json()
+        by_entry = await client.post(f"/deadletters/{listed[1]['entry_id']}/requeue")
+        by_task = await client.post(f"/deadletters/{again}/requeue")
+        left = (await client.get("/deadletters")).json()
+        bad = [await client.get("/deadletters", params={"kind": k}) for k in ("no spaces", "x" * 65)]
+        unknown = await client.post("/deadletters/images~0.0:1-0/requeue")
+
+    assert [(d["task_id"], d["kind"]) for d in listed] == [
+        (again, "images"),
+        (image, "images"),
+        (plain, "default"),
+    ]
+    assert [d["task_id"] for d in only_images] == [again, image]
+    assert listed[1]["entry_id"].startswith("images~") and "~" not in listed[2]["entry_id"]
+    for answer, source in ((by_entry, image), (by_task, again)):
+        assert answer.status_code == 202 and answer.json()["resubmitted_from"] == source
+        new = (await store.redis.hget(store.keys.task(answer.json()["task_id"]), "kind")).decode()
+        assert new == "images"
+    assert [d["task_id"] for d in left] == [plain]
+    assert [b.status_code for b in bad] == [422, 422] and unknown.status_code == 404
