@@ -106,7 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Long-running tasks whose state is pushed over SSE and WebSocket.",
         lifespan=lifespan,
         max_body_size=settings.max_body_bytes,
-        stream_routes=[*events.router.routes, *ws.router.routes],
+        stream_routes=[*events.router.routes, *ws.router.routes, *dashboard.router.routes],
         submit=tasks.serve_submit,
     )
     errors.install(app)

@@ -3,8 +3,9 @@
     accept ─▶ a hub subscriber (1013 over MAX_STREAMS) ─▶ join the shared feed (first frame ready)
            ─▶ sender | receiver | tailer (server/ops/dashboard_session.py): the first to end cancels
               the others ─▶ finally: leave the feed, release every watched task
-With API_KEY set the socket needs `?api_key=` (server/auth.py closes it 4401 otherwise); the page
-itself is open, like `/`, and asks for the key.
+With API_KEY set the socket needs `?api_key=` (server/access/auth.py closes it 4401 otherwise); the
+page itself is open, like `/`, and asks for the key. The socket takes the streams' short path
+(server/push/dispatch.py), as /ws does.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse
+from starlette.routing import WebSocketRoute
 
 from server.ops.dashboard_session import DashboardSession
 from server.ops.opsfeed import OpsFeed
 from server.ops.tasklist import served_kinds
+from server.push.dispatch import SocketApp
 from server.push.hub import Hub, TooManyStreams
 from server.push.subscriber import SubscriberClosed, TooManyNotices
 from server.settings import Settings
@@ -34,7 +37,6 @@ CLOSE_POLICY = 1008
 CLOSE_TRY_LATER = 1013
 
 
-@router.websocket("/dashboard/ws")
 async def dashboard_socket(websocket: WebSocket) -> None:
     """Stats once a second, the listed tasks' changes as they happen, answers to list ops."""
     state = websocket.app.state
@@ -61,6 +63,11 @@ async def dashboard_socket(websocket: WebSocket) -> None:
     finally:
         feed.leave(session.on_tick)
         await hub.release(sub)
+
+
+# A plain Starlette route, like the other sockets (routes/ws.py): server/push/dispatch.py serves
+# it ahead of the middleware stack, with the user middleware (API_KEY's access control) around it.
+router.routes.append(WebSocketRoute("/dashboard/ws", SocketApp(dashboard_socket), name="dashboard_socket"))
 
 
 def ops_feed(app: FastAPI, settings: Settings) -> OpsFeed:

@@ -38,6 +38,7 @@ def _scope(kind: str, path: str, method: str = "GET", **headers: str) -> Scope:
         ("http", "/tasks/abc/events", "GET"),
         ("websocket", "/tasks/abc/ws", "GET"),
         ("websocket", "/ws", "GET"),
+        ("websocket", "/dashboard/ws", "GET"),
     ],
 )
 async def test_streams_take_the_short_path(kind: str, path: str, method: str) -> None:
@@ -62,7 +63,7 @@ async def test_streams_take_the_short_path(kind: str, path: str, method: str) ->
         ("http", "/tasks/abc/events", "HEAD", {}),  # FastAPI's GET routes answer HEAD 405
         ("http", "/tasks/abc/events", "GET", {"content_length": "10"}),  # the body limit's
         ("http", "/tasks/abc/events", "GET", {"transfer_encoding": "chunked"}),
-        ("websocket", "/dashboard/ws", "GET", {}),
+        ("http", "/dashboard", "GET", {}),  # the page itself
     ],
 )
 async def test_everything_else_takes_the_whole_stack(
