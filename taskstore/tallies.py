@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Any
@@ -132,8 +132,19 @@ class OpsReader:
     read_script = _script("opsread.lua")
     reconcile_script = _script("reconcile.lua")
 
-    def __init__(self, redis: Client, keys: Keys, kinds: Sequence[str], *, result_ttl: int) -> None:
+    def __init__(
+        self,
+        redis: Client,
+        keys: Keys,
+        kinds: Sequence[str],
+        *,
+        result_ttl: int,
+        on_commands: Callable[[int, int], None] = lambda sent, inside: None,
+    ) -> None:
+        """`on_commands(sent, inside)` is told of the Redis commands of every script call: the
+        call, and those it runs (the API's metrics)."""
         self.redis = redis
+        self.on_commands = on_commands
         self.keys = keys
         self.kinds = list(kinds)
         self.result_ttl = result_ttl
@@ -142,7 +153,6 @@ class OpsReader:
             kind: {s.tag: s for s in keys.of_kind(kind).all_shards} for kind in self.kinds
         }
         self._reconciled = False
-        self.calls = 0  # script calls sent, for the benchmark
 
     def queue_shard(self, kind: str, tag: str) -> Shard | None:
         return self._shards[kind].get(tag)
@@ -156,6 +166,7 @@ class OpsReader:
             indexes = [self.keys.index(kind, status, tag) for kind in self.kinds for status in statuses]
             args: list[str | int] = [len(statuses), *statuses, *self.kinds]
             await self.reconcile_script(self.redis, [self.keys.tallies(tag), *indexes], args)
+            self.on_commands(1, 1 + len(indexes))
         self._reconciled = True
 
     async def read(
@@ -200,7 +211,7 @@ class OpsReader:
         args = list(header)
         for tag in tags:
             args += self._block(tag, asks[tag])
-        self.calls += 1
+        self.on_commands(1, sum(self._commands(tag, asks[tag]) for tag in tags))
         reply = await self.read_script(self.redis, [self.keys.tallies(tags[0])], args)
         return {tag: self._parse(tag, asks[tag], part, fields) for tag, part in zip(tags, reply, strict=True)}
 
@@ -210,6 +221,11 @@ class OpsReader:
         for shard in shards:
             block += [shard.stream, shard.delayed, shard.dead_letter]
         return [*block, len(ask.heads), *ask.heads]
+
+    def _commands(self, tag: str, ask: Ask) -> int:
+        """What opsread.lua runs for the shard: HMGET, 4 per queue shard, ZRANGE per index."""
+        shards = sum(self.queue_shard(kind, tag) is not None for kind in ask.depth_kinds)
+        return int(ask.tallies) + 4 * shards + len(ask.heads)
 
     def _parse(self, tag: str, ask: Ask, reply: list[Any], fields: Sequence[str]) -> ShardRead:
         values, depths, heads = reply

@@ -1,17 +1,24 @@
 """What one open dashboard costs a busy service: API CPU and Redis work, with and without it.
 
-    python tools/dash_bench.py --rate 1000 --phase 15 --repeats 2
+    python tools/dash_bench.py --rate 1000 --phase 20 --repeats 4            # single Redis node
+    python tools/dash_bench.py --rate 1000 --phase 20 --repeats 2 --cluster  # 3-primary cluster
 
-It starts its own stack on loopback (a private redis-server, one API process, --workers worker
-processes running a no-op handler) and submits --rate tasks/s for the whole run. The run
-alternates phases without and with one dashboard client (a WebSocket on /dashboard/ws that
-lists tasks and reads every frame, as the page does), so both sides see the same load:
+It starts its own stack on loopback (a private redis-server or 3-primary cluster, one API
+process, --workers worker processes running a no-op handler). First, with no task load, it
+alternates phases without and with one dashboard client (a WebSocket on /dashboard/ws that lists
+tasks and reads every frame, as the page does); then it submits --rate tasks/s and alternates
+again, so both sides see the same load:
 
-    warm-up | off | on | off | on ...      each phase --phase seconds
+    idle off | idle on | warm-up | off | on | off | on ...      each phase --phase seconds
 
 Per phase: tasks submitted/s, API CPU % (of one core, /proc), Redis CPU % and Redis commands/s
-(INFO). The "on" minus "off" difference is the dashboard's cost; Redis commands are also given
-per task of the off phases, so the extra commands/s can be told apart from load variation.
+(INFO, summed over the primaries), and the dashboard's own Redis commands/s:
+  feed sent      script calls and reads of the shared feed (taskcast_ops_redis_commands_total
+                 on /metrics, where="sent"); feed inside: the commands those scripts ran
+  (un)subscribe  the hub's SUBSCRIBE/UNSUBSCRIBE (SSUBSCRIBE/SUNSUBSCRIBE on a cluster) for the
+                 rows the page shows (INFO commandstats: nothing else subscribes here)
+  rows           rows pushed on top of the list; each was read once (a snapshot script call)
+The idle pair also gives Redis's own count of everything the dashboard adds (on minus off).
 
 On a busy machine the phases' CPU figures are noisy; a profile attributes the cost instead:
 
@@ -35,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 import uvloop
 import websockets
@@ -43,6 +51,7 @@ from redis.asyncio import Redis
 if not __package__:  # run as `python tools/dash_bench.py`: import from the repository root
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
+from server.embedded_cluster import EmbeddedCluster
 from tools.bench_common import (
     NOOP_HANDLER,
     api_child,
@@ -84,6 +93,7 @@ class Sample:
     commands: int
     sent: int
     calls: dict[str, int]
+    feed: dict[str, float]
 
 
 @dataclass
@@ -95,6 +105,11 @@ class Phase:
     commands: float
     frames: int = 0
     calls: dict[str, float] = field(default_factory=dict)
+    feed: dict[str, float] = field(default_factory=dict)
+    rows: float = 0.0
+
+
+SUBSCRIBES = ("subscribe", "unsubscribe", "ssubscribe", "sunsubscribe")
 
 
 async def submitter(host: str, port: int, load: Load, stop: asyncio.Event) -> None:
@@ -110,29 +125,57 @@ async def submitter(host: str, port: int, load: Load, stop: asyncio.Event) -> No
     conn.writer.close()
 
 
-async def dashboard(ws_url: str, stop: asyncio.Event, frames: list[str]) -> None:
+async def dashboard(ws_url: str, stop: asyncio.Event, frames: list[str], rows: list[int]) -> None:
     """One page's worth of traffic: list the newest tasks, then read every frame pushed."""
     async with websockets.connect(f"{ws_url}/dashboard/ws", max_size=None) as ws:
         await ws.send(orjson.dumps({"op": "list", "limit": 50}).decode())
         while not stop.is_set():
             try:
-                frame = await asyncio.wait_for(ws.recv(), timeout=0.5)
+                frame = orjson.loads(await asyncio.wait_for(ws.recv(), timeout=0.5))
             except TimeoutError:
                 continue
-            frames.append(orjson.loads(frame)["type"])
+            frames.append(frame["type"])
+            if frame["type"] == "rows" and frame["mode"] == "prepend":
+                rows.append(len(frame["rows"]))
 
 
-async def sample(redis: Redis, api_pid: int, load: Load) -> Sample:
-    cpu: dict[str, Any] = await redis.info("cpu")
-    stats: dict[str, Any] = await redis.info("stats")
-    by_command: dict[str, Any] = await redis.info("commandstats")
-    redis_cpu = float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
-    commands = int(stats["total_commands_processed"])
-    calls = {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in by_command.items()}
-    return Sample(time.perf_counter(), cpu_seconds(api_pid), redis_cpu, commands, load.sent, calls)
+async def sample(nodes: list[Redis], url: str, api_pid: int, load: Load) -> Sample:
+    """INFO summed over the Redis primaries, the API's CPU time and its dashboard feed counters."""
+    redis_cpu, commands, calls = 0.0, 0, dict[str, int]()
+    for node in nodes:
+        cpu: dict[str, Any] = await node.info("cpu")
+        stats: dict[str, Any] = await node.info("stats")
+        by_command: dict[str, Any] = await node.info("commandstats")
+        redis_cpu += float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])
+        commands += int(stats["total_commands_processed"])
+        for name, v in by_command.items():
+            calls[name.removeprefix("cmdstat_")] = calls.get(name.removeprefix("cmdstat_"), 0) + int(
+                v["calls"]
+            )
+    return Sample(
+        time.perf_counter(),
+        cpu_seconds(api_pid),
+        redis_cpu,
+        commands,
+        load.sent,
+        calls,
+        await feed_counts(url),
+    )
 
 
-def phase(name: str, before: Sample, after: Sample, frames: int = 0) -> Phase:
+async def feed_counts(url: str) -> dict[str, float]:
+    """taskcast_ops_redis_commands_total by `where` from the API's /metrics."""
+    async with httpx.AsyncClient() as client:
+        text = (await client.get(f"{url}/metrics")).text
+    found = {}
+    for line in text.splitlines():
+        if line.startswith("taskcast_ops_redis_commands_total{"):
+            where = line.split('where="', 1)[1].split('"', 1)[0]
+            found[where] = float(line.rsplit(" ", 1)[1])
+    return found
+
+
+def phase(name: str, before: Sample, after: Sample, frames: int = 0, rows: int = 0) -> Phase:
     wall = after.wall - before.wall
     return Phase(
         name,
@@ -142,62 +185,78 @@ def phase(name: str, before: Sample, after: Sample, frames: int = 0) -> Phase:
         (after.commands - before.commands) / wall,
         frames,
         {name: (n - before.calls.get(name, 0)) / wall for name, n in after.calls.items()},
+        {where: (n - before.feed.get(where, 0.0)) / wall for where, n in after.feed.items()},
+        rows / wall,
     )
 
 
-async def run_phases(args: argparse.Namespace, url: str, redis_url_: str, api_pid: int) -> list[Phase]:
+async def run_phases(args: argparse.Namespace, url: str, ports: list[int], api_pid: int) -> list[Phase]:
     host, port = url.removeprefix("http://").split(":")
     load, stop = Load(args.rate), asyncio.Event()
-    senders = [asyncio.create_task(submitter(host, int(port), load, stop)) for _ in range(args.connections)]
-    redis = Redis.from_url(redis_url_)
-    phases = []
+    nodes = [Redis(host="127.0.0.1", port=p) for p in ports]
+    phases, senders = [], []
     try:
+        for name in ("idle off", "idle on"):
+            phases.append(await one_phase(name, args, url, nodes, api_pid, load))
+        load.start = time.perf_counter()
+        senders = [
+            asyncio.create_task(submitter(host, int(port), load, stop)) for _ in range(args.connections)
+        ]
         await asyncio.sleep(args.warmup)
         for _ in range(args.repeats):
             for name in ("off", "on"):
-                phases.append(await one_phase(name, args, url, redis, api_pid, load))
+                phases.append(await one_phase(name, args, url, nodes, api_pid, load))
     finally:
         stop.set()
         await asyncio.gather(*senders, return_exceptions=True)
-        await redis.aclose()
+        for node in nodes:
+            await node.aclose()
     if load.errors:
         print(f"POST errors: {load.errors}")
     return phases
 
 
 async def one_phase(
-    name: str, args: argparse.Namespace, url: str, redis: Redis, api_pid: int, load: Load
+    name: str, args: argparse.Namespace, url: str, nodes: list[Redis], api_pid: int, load: Load
 ) -> Phase:
     frames: list[str] = []
+    rows: list[int] = []
     stop = asyncio.Event()
     page = None
-    if name == "on":
-        page = asyncio.create_task(dashboard(url.replace("http://", "ws://"), stop, frames))
-    before = await sample(redis, api_pid, load)
+    if name.endswith("on"):
+        page = asyncio.create_task(dashboard(url.replace("http://", "ws://"), stop, frames, rows))
+        await asyncio.sleep(1.5)  # connected, listed, the feed's start-up reads (backfill) done
+    before = await sample(nodes, url, api_pid, load)
     await asyncio.sleep(args.phase)
-    after = await sample(redis, api_pid, load)
+    after = await sample(nodes, url, api_pid, load)
     stop.set()
     if page is not None:
         await page
-    return phase(name, before, after, len(frames))
-
-
-# The commands that only the dashboard path sends in this benchmark (it has no other readers):
-# their count is exact, free of the load's noise. The dashboard's snapshot reads (EVALSHA) mix
-# with the transitions' and are bounded by design instead (docs/operations.md).
-DASHBOARD_ONLY = ("zcard", "zrange", "hgetall", "xlen", "subscribe", "unsubscribe")
+    return phase(name, before, after, len(frames), sum(rows))
 
 
 def report(args: argparse.Namespace, phases: list[Phase]) -> None:
     print(f"machine: {machine()}")
-    print(f"target rate {args.rate:g} tasks/s, {args.workers} worker(s), phases of {args.phase:g} s")
+    topology = "3-primary Redis Cluster" if args.cluster else "single Redis node"
     print(
-        f"{'phase':6} {'tasks/s':>8} {'API CPU %':>10} {'Redis CPU %':>12} {'Redis cmd/s':>12} {'frames':>7}"
+        f"{topology}; target rate {args.rate:g} tasks/s, {args.workers} worker(s), phases of {args.phase:g} s"
+    )
+    print(
+        f"{'phase':9} {'tasks/s':>8} {'API CPU %':>10} {'Redis CPU %':>12} {'Redis cmd/s':>12} {'frames':>7}"
+        f" {'feed sent/s':>12} {'feed inside/s':>14} {'(un)sub/s':>10} {'rows/s':>7}"
     )
     for p in phases:
+        subs = sum(p.calls.get(name, 0.0) for name in SUBSCRIBES)
         print(
-            f"{p.name:6} {p.rate:8.0f} {p.api_cpu:10.1f} {p.redis_cpu:12.1f} {p.commands:12.0f} {p.frames:7d}"
+            f"{p.name:9} {p.rate:8.0f} {p.api_cpu:10.1f} {p.redis_cpu:12.1f} {p.commands:12.0f} {p.frames:7d}"
+            f" {p.feed.get('sent', 0):12.1f} {p.feed.get('in_scripts', 0):14.1f} {subs:10.1f} {p.rows:7.1f}"
         )
+    idle_off, idle_on = phases[0], phases[1]
+    extra = idle_on.commands - idle_off.commands
+    print(
+        f"idle, Redis's own count: {extra:.1f} commands/s more with the dashboard"
+        " (total_commands_processed: the commands sent and those run inside scripts)"
+    )
     off = [p for p in phases if p.name == "off"]
     on = [p for p in phases if p.name == "on"]
 
@@ -211,14 +270,17 @@ def report(args: argparse.Namespace, phases: list[Phase]) -> None:
     ratio = per_k_on / per_k_off
     print(f"API CPU per 1,000 tasks/s: {per_k_off:.1f} % without, {per_k_on:.1f} % with: x{ratio:.3f}")
     print(f"Redis CPU: {mean(off, 'redis_cpu'):.1f} % without, {mean(on, 'redis_cpu'):.1f} % with")
-    only = {name: mean_calls(on, name) - mean_calls(off, name) for name in DASHBOARD_ONLY}
-    listed = ", ".join(f"{name} {n:.1f}" for name, n in only.items())
-    print(f"Redis commands only the dashboard sends: {sum(only.values()):.1f}/s ({listed})")
+    for label, ps in (("idle", [idle_on]), (f"at {mean(on, 'rate'):.0f} tasks/s", on)):
+        sent = statistics.fmean(p.feed.get("sent", 0.0) for p in ps)
+        inside = statistics.fmean(p.feed.get("in_scripts", 0.0) for p in ps)
+        subs = statistics.fmean(sum(p.calls.get(n, 0.0) for n in SUBSCRIBES) for p in ps)
+        rows = statistics.fmean(p.rows for p in ps)
+        print(
+            f"dashboard's Redis commands/s {label}: feed {sent:.1f} sent"
+            f" ({inside:.1f} run inside its scripts); list tail {subs + rows:.1f}"
+            f" ({subs:.1f} (un)subscribes + {rows:.1f} row snapshots)"
+        )
     print(f"dashboard frames: {mean(on, 'frames') / args.phase:.1f} per second")
-
-
-def mean_calls(phases: list[Phase], name: str) -> float:
-    return statistics.fmean(p.calls.get(name, 0.0) for p in phases)
 
 
 # The dashboard path: the shared feed, the sessions, and the hub work for their rows (nothing else
@@ -245,9 +307,9 @@ def share(path: str) -> None:
 
 async def drive(url: str, args: argparse.Namespace) -> None:
     host, port = url.removeprefix("http://").split(":")
-    load, stop, frames = Load(args.rate), asyncio.Event(), list[str]()
+    load, stop, frames, rows = Load(args.rate), asyncio.Event(), list[str](), list[int]()
     senders = [asyncio.create_task(submitter(host, int(port), load, stop)) for _ in range(args.connections)]
-    page = asyncio.create_task(dashboard(url.replace("http://", "ws://"), stop, frames))
+    page = asyncio.create_task(dashboard(url.replace("http://", "ws://"), stop, frames, rows))
     await asyncio.sleep(args.phase)
     stop.set()
     await asyncio.gather(*senders, page)
@@ -262,6 +324,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds of load before measuring (5)")
     parser.add_argument("--connections", type=int, default=32, help="submitting connections (32)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (1)")
+    parser.add_argument("--cluster", action="store_true", help="on a private 3-primary Redis Cluster")
     parser.add_argument("--drive", metavar="URL", help="only load a running API (loopback) + one dashboard")
     parser.add_argument("--share", metavar="PROF", help="only print the dashboard's share of a profile")
     return parser.parse_args(argv)
@@ -281,12 +344,18 @@ def main(argv: list[str] | None = None) -> int:
         "log_level": "WARNING",
     }
     with ExitStack() as stack:
-        redis = stack.enter_context(redis_url(None))
+        if args.cluster:
+            nodes = EmbeddedCluster(primaries=3).start()
+            stack.callback(nodes.remove)
+            redis, ports = nodes.url, nodes.primary_ports()
+        else:
+            redis = stack.enter_context(redis_url(None))
+            ports = [int(redis.rsplit(":", 1)[1].split("/")[0])]
         url, api = stack.enter_context(api_child(redis, log_level="WARNING", max_queue_length=0))
         for _ in range(args.workers):
             stack.enter_context(worker_process(redis, **worker_settings))
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            phases = runner.run(run_phases(args, url, redis, api.pid))
+            phases = runner.run(run_phases(args, url, ports, api.pid))
     report(args, phases)
     return 0
 

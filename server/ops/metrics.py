@@ -63,6 +63,13 @@ class ApiMetrics:
             "API processes whose pub/sub connection is up.",
             multiprocess_mode="livesum",
         )
+        ops_reads = Counter(
+            "taskcast_ops_redis_commands",
+            "Redis commands of the operations reads (dashboard feed, GET /stats): sent, and run"
+            " inside their scripts.",
+            ["where"],
+        )
+        self.ops_sent, self.ops_inside = ops_reads.labels("sent"), ops_reads.labels("in_scripts")
 
 
 @functools.cache
@@ -76,6 +83,12 @@ def submitted(task_id: str, cached: bool) -> None:
     """Count one accepted POST /tasks and log it."""
     api_metrics().submitted[cached].inc()
     log.info("task %s submitted (cached=%s)", task_id, cached, extra={"task_id": task_id, "cached": cached})
+
+
+def ops_reads(sent: int, inside: int) -> None:
+    """Count Redis commands of the operations reads: `sent` by the API, `inside` run by its scripts."""
+    api_metrics().ops_sent.inc(sent)
+    api_metrics().ops_inside.inc(inside)
 
 
 def cancelled(task_id: str) -> None:

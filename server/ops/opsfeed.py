@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 from redis.exceptions import RedisError
 
+from server.ops import metrics
 from taskstore import TaskStatus
 from taskstore.depth import QueueDepth, added
 from taskstore.index import Position, TaskIndex
@@ -127,6 +128,7 @@ class OpsFeed:
         await self._read_changes(tallies, now)
         if self.ticks % WORKERS_EVERY == 0:
             self._workers = await self.heartbeats.live(self.gone_after, now)
+            metrics.ops_reads(1, 0)  # its HGETALL (a dead worker's HDEL aside)
         stats = build_stats(self.kinds, tallies, self._kind_depths(), now, ends=self._ends)
         self._record(int(now), stats)
         return stats

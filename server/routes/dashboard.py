@@ -19,6 +19,7 @@ from fastapi import APIRouter, FastAPI, WebSocket, WebSocketDisconnect
 from fastapi.responses import FileResponse
 from starlette.routing import WebSocketRoute
 
+from server.ops import metrics
 from server.ops.dashboard_session import DashboardSession
 from server.ops.opsfeed import OpsFeed
 from server.ops.tasklist import served_kinds
@@ -76,7 +77,9 @@ def ops_feed(app: FastAPI, settings: Settings) -> OpsFeed:
     store = app.state.store
     index = TaskIndex(store.redis, store.keys, result_ttl=settings.result_expiry)
     kinds = served_kinds(settings.kinds)
-    reader = OpsReader(store.redis, store.keys, kinds, result_ttl=settings.result_expiry)
+    reader = OpsReader(
+        store.redis, store.keys, kinds, result_ttl=settings.result_expiry, on_commands=metrics.ops_reads
+    )
     heartbeats = Heartbeats(store.redis, store.keys)
     return OpsFeed(reader, index, heartbeats, gone_after=settings.worker_gone_after)
 

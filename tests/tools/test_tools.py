@@ -122,9 +122,11 @@ def test_dash_bench_compares_phases_without_and_with_a_dashboard() -> None:
 
     assert done.returncode == 0, done.stderr
     assert "API CPU:" in done.stdout and "with one dashboard" in done.stdout
-    assert "Redis commands only the dashboard sends" in done.stdout
+    assert "dashboard's Redis commands/s idle: feed" in done.stdout
+    assert "dashboard's Redis commands/s at" in done.stdout
     on = next(line for line in done.stdout.splitlines() if line.startswith("on "))
-    assert int(on.split()[-1]) > 0  # the dashboard client read frames
+    assert int(on.split()[5]) > 0  # the dashboard client read frames
+    assert float(on.split()[6]) > 0  # the feed's reads were counted
 
 
 @pytest.mark.timeout(150)
