@@ -12,16 +12,20 @@ import time
 from typing import Any
 
 import httpx
-from redis.asyncio import Redis
+import orjson
+from redis.asyncio import Redis, RedisCluster
 
+from server.ops.opsfeed import OpsFeed
 from taskstore import Move, TaskStatus, TaskStore
 from taskstore.codec import encode_request, signature
 from taskstore.deadletters import DeadLetters
-from taskstore.index import task_kind
+from taskstore.index import TaskIndex, task_kind
 from taskstore.keys import Keys
 from taskstore.opsstats import read_stats
 from taskstore.resubmit import requeue_dead_letter, resubmit_failed
 from taskstore.tallies import OpsReader
+from taskstore.topology import route
+from taskstore.workers import Heartbeats
 from tests.helpers import both_topologies
 
 pytestmark = both_topologies
@@ -141,3 +145,40 @@ async def _trim(store: TaskStore, keys: Keys, tag: str) -> None:
     sig = signature(encode_request(prompt, params, task_kind()))
     task_id = keys.new_task_id(sig, f"{int(time.time() * 1e6):x}00")
     await store.submit(prompt, params, task_id=task_id)
+
+
+def _feed(redis: Redis, keys: Keys, calls: list[int]) -> OpsFeed:
+    """The dashboards' feed over `redis`, counting its script calls in `calls`."""
+    reader = OpsReader(redis, keys, KINDS, result_ttl=3600, on_commands=lambda sent, _: calls.append(sent))
+    index = TaskIndex(redis, keys, result_ttl=3600)
+    return OpsFeed(reader, index, Heartbeats(redis, keys), gone_after=10)
+
+
+async def test_the_feed_reads_once_per_node_a_second_and_more_only_where_tasks_moved(
+    redis: Redis, store: TaskStore, keys: Keys
+) -> None:
+    first = (await store.submit("first", {})).task_id
+    calls: list[int] = []
+    feed = _feed(redis, keys, calls)
+    nodes = len({str(route(redis, keys.tallies(tag)).get("target_nodes")) for tag in keys.index_tags})
+    for _ in range(4):  # start-up reads, and two ticks after it that still read the depth
+        await feed._tick(time.time())
+    calls.clear()
+
+    await feed._tick(time.time())  # idle: the tallies only
+    idle = len(calls)
+    second = (await store.submit("second", {})).task_id
+    await _run(store, first, TaskStatus.DONE, result="1")
+    calls.clear()
+    await feed._tick(time.time())  # and the depth and newest ids of the shards that changed
+    frame = orjson.loads(feed.frame)
+
+    assert idle == nodes and nodes == (3 if isinstance(redis, RedisCluster) else 1)
+    assert nodes < len(calls) <= 2 * nodes
+    pending = feed.heads[keys.index("default", TaskStatus.PENDING, keys.index_tag(second))]
+    assert second in [task_id for _, task_id in pending]
+    truth = await _zcards(redis, keys)
+    assert {kind: k["tasks"] for kind, k in frame["kinds"].items()} == truth
+    # Both stream entries are there still (no worker read them: the moves were made here).
+    assert frame["kinds"]["default"]["queued"] == 2
+    assert sum(point[1] for point in frame["series"]) == 1  # the DONE, in its second
