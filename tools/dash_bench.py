@@ -2,6 +2,7 @@
 
     python tools/dash_bench.py --rate 1000 --phase 20 --repeats 4            # single Redis node
     python tools/dash_bench.py --rate 1000 --phase 20 --repeats 2 --cluster  # 3-primary cluster
+    python tools/dash_bench.py ... --server-root /tmp/before                 # another checkout
 
 It starts its own stack on loopback (a private redis-server or 3-primary cluster, one API
 process, --workers worker processes running a no-op handler). First, with no task load, it
@@ -54,12 +55,14 @@ if not __package__:  # run as `python tools/dash_bench.py`: import from the repo
 from server.embedded_cluster import EmbeddedCluster
 from tools.bench_common import (
     NOOP_HANDLER,
-    api_child,
+    ROOT,
+    api_child_at,
+    child,
+    child_env,
     cpu_seconds,
     loopback,
     machine,
     redis_url,
-    worker_process,
 )
 from tools.push_bench import KeepAlive
 
@@ -325,6 +328,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=32, help="submitting connections (32)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes (1)")
     parser.add_argument("--cluster", action="store_true", help="on a private 3-primary Redis Cluster")
+    parser.add_argument(
+        "--server-root",
+        type=Path,
+        default=ROOT,
+        help="run the API and worker from this checkout (to compare)",
+    )
     parser.add_argument("--drive", metavar="URL", help="only load a running API (loopback) + one dashboard")
     parser.add_argument("--share", metavar="PROF", help="only print the dashboard's share of a profile")
     return parser.parse_args(argv)
@@ -351,9 +360,11 @@ def main(argv: list[str] | None = None) -> int:
         else:
             redis = stack.enter_context(redis_url(None))
             ports = [int(redis.rsplit(":", 1)[1].split("/")[0])]
-        url, api = stack.enter_context(api_child(redis, log_level="WARNING", max_queue_length=0))
+        api_settings: dict[str, str | int] = {"log_level": "WARNING", "max_queue_length": 0}
+        url, api = stack.enter_context(api_child_at(args.server_root, redis, api_settings))
         for _ in range(args.workers):
-            stack.enter_context(worker_process(redis, **worker_settings))
+            env = {**child_env(redis, **worker_settings), "PYTHONPATH": str(args.server_root)}
+            stack.enter_context(child([sys.executable, "-m", "worker"], env, cwd=args.server_root))
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             phases = runner.run(run_phases(args, url, ports, api.pid))
     report(args, phases)
