@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 HISTORY = 300  # seconds of chart points
 HEAD = 20  # newest ids read per index, for the dashboards' live lists
 RECENT = 4  # seconds of ends read again each tick: the current one, and a margin for clock skew
+DEPTH_AFTER = 2  # ticks a shard's queue depth is read again after its counts moved (acks lag)
 DEPTH_EVERY = 5  # ticks between reads of every queue shard's depth, changed or not
 WORKERS_EVERY = 2  # ticks between reads of the workers' heartbeats
 
@@ -65,10 +66,10 @@ class OpsFeed:
         self.heads: dict[str, list[Position]] = {}
         self.ticks = 0
         self._ends = Tallies()  # DONE and FAILED by kind and second, for the chart and the rates
-        self._seen: dict[str, list[bytes | None]] = {}  # each shard's count fields, last read
+        self._seen: dict[str, dict[str, int]] = {}  # each shard's count fields, last read
         self._headed: dict[str, tuple[int, ...]] = {}  # index key -> its tallies when heads were read
         self._depths: dict[tuple[str, str], QueueDepth] = {}  # (kind, tag) -> last depth read
-        self._recently_changed: dict[str, int] = {}  # tag -> tick it last changed
+        self._changed_at: dict[str, int] = {}  # tag -> the last tick its counts changed
         self._workers: list[WorkerBeat] = []
         self._samples: dict[int, tuple[int, int]] = {}  # second -> (queued, running) as sampled
         self._count_fields = count_fields(self.kinds)
@@ -125,7 +126,7 @@ class OpsFeed:
             await self._read_ends(range(int(now) - HISTORY, int(now) + 1), now)
             self._backfilled = True
         tallies = await self._read_tallies(now)
-        await self._read_changes(tallies, now)
+        await self._read_changes(now)
         if self.ticks % WORKERS_EVERY == 0:
             self._workers = await self.heartbeats.live(self.gone_after, now)
             metrics.ops_reads(1, 0)  # its HGETALL (a dead worker's HDEL aside)
@@ -161,21 +162,25 @@ class OpsFeed:
         tallies = Tallies()
         for tag, read in reads.items():
             tallies.add(counts, read.fields[: len(counts)])
-            if read.fields[: len(counts)] != self._seen.get(tag):
-                self._recently_changed[tag] = self.ticks
-            self._seen[tag] = read.fields[: len(counts)]
+            seen = {f: int(v) for f, v in zip(counts, read.fields, strict=False) if v is not None}
+            if seen != self._seen.get(tag):
+                self._changed_at[tag] = self.ticks
+            self._seen[tag] = seen
         self._keep_ends(recent, fields, [read.fields for read in reads.values()])
         return tallies
 
-    async def _read_changes(self, tallies: Tallies, now: float) -> None:
-        """The depth of the shards that changed in the last 2 ticks (every shard now and then),
-        the heads of the indexes that changed since their last read (call 2, when any)."""
+    async def _read_changes(self, now: float) -> None:
+        """The depth of the shards whose counts changed in the last DEPTH_AFTER ticks (of every
+        shard now and then: a due retry or a requeue moves no count), the heads of the indexes
+        whose counts changed since their heads were read (call 2, when any)."""
         every = self.ticks % DEPTH_EVERY == 0
         asks: dict[str, Ask] = {}
         for tag in self.reader.tags:
-            changed = every or self.ticks - self._recently_changed.get(tag, -10) <= 2
-            asks[tag] = Ask(tallies=False, depth_kinds=self.kinds if changed else [])
-            asks[tag].heads = self._stale_heads(tag)
+            changed_at = self._changed_at.get(tag)
+            changed = every or (changed_at is not None and self.ticks - changed_at <= DEPTH_AFTER)
+            asks[tag] = Ask(
+                tallies=False, depth_kinds=self.kinds if changed else [], heads=self._stale_heads(tag)
+            )
         reads = await self.reader.read([], asks, HEAD, now)
         for tag, read in reads.items():
             for kind, depth in read.depths.items():
@@ -190,9 +195,10 @@ class OpsFeed:
         return [key for key in keys if self._headed.get(key) != self._index_tally(key)]
 
     def _index_tally(self, key: str) -> tuple[int, ...]:
+        """What entered and left the index, as last read: its heads change only with these."""
         kind, status, tag = self._index_of[key]
-        seen = dict(zip(self._count_fields, self._seen.get(tag) or [], strict=False))
-        return tuple(int(seen.get(f) or 0) for f in in_fields(kind, status) + out_fields(kind, status))
+        seen = self._seen.get(tag, {})
+        return tuple(seen.get(f, 0) for f in in_fields(kind, status) + out_fields(kind, status))
 
     def _kind_depths(self) -> dict[str, QueueDepth]:
         return {kind: added(d for (k, _), d in self._depths.items() if k == kind) for kind in self.kinds}
