@@ -32,11 +32,6 @@ def task_kind(kind: str | None = None) -> str:
     return kind or DEFAULT_KIND
 
 
-def status_indexes(keys: Keys, kind: str) -> list[list[str]]:
-    """The kind's index keys per status (TaskStatus order), each over every shard."""
-    return [[keys.index(kind, status.value, tag) for tag in keys.index_tags] for status in TaskStatus]
-
-
 def move_keys(keys: Keys, kind: str, to: TaskStatus, tag: str) -> list[str]:
     """The keys a move passes to transition.lua after the task's hash: the PENDING and RUNNING
     indexes (the only statuses a task can leave), the target's, and the shard's tallies, all in
@@ -112,17 +107,6 @@ class TaskIndex:
         more = len(rows) > limit
         rows = rows[:limit]
         return Page(rows, Cursor(*rows[-1]) if more else None)
-
-    async def newest(
-        self, index_keys: Sequence[str], count: int, now: float | None = None
-    ) -> list[list[Position]]:
-        """The newest `count` positions of each index, in one round trip."""
-        oldest = (time.time() if now is None else now) - self.result_ttl
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key in index_keys:
-                _queue_below(pipe, key, None, count, oldest)
-            replies: list[Any] = await pipe.execute()
-        return [[(float(score), _text(member)) for member, score in reply] for reply in replies]
 
 
 def _queue_below(pipe: Pipe, key: str, cursor: Cursor | None, count: int, oldest: float) -> None:
