@@ -5,7 +5,8 @@
 -- names the rest in ARGV, which the flag above allows for keys of other slots of this node; a
 -- call that meets a slot the node no longer has fails, and the caller reads shard by shard.
 -- ARGV: group, head count, oldest score, number of fields F, F tally fields, then per shard:
---   tallies key ('' = none), D, D x (stream, delayed set, dead letters), H, H x index key
+--   tallies key ('' = none), D, D x (stream, delayed set, dead letters), H, H x index key;
+--   a delayed set or dead letters given as '' are not read (-1 in their place)
 -- Returns per shard {HMGET of the fields, {xlen, pending, delayed, dead} x D, ZRANGE x H}.
 local group, head_count, oldest = ARGV[1], ARGV[2], ARGV[3]
 local nf = tonumber(ARGV[4])
@@ -30,7 +31,9 @@ while i <= #ARGV do
       end
       pending = {0}
     end
-    shard[2][d] = {redis.call('XLEN', stream), pending[1], redis.call('ZCARD', delayed), redis.call('XLEN', dead)}
+    local waiting = delayed ~= '' and redis.call('ZCARD', delayed) or -1
+    local letters = dead ~= '' and redis.call('XLEN', dead) or -1
+    shard[2][d] = {redis.call('XLEN', stream), pending[1], waiting, letters}
     i = i + 3
   end
   local heads = tonumber(ARGV[i])

@@ -112,11 +112,16 @@ class ShardRead:
 
 @dataclass
 class Ask:
-    """What to read of one shard: its tallies' fields, some kinds' queue depth, some heads."""
+    """What to read of one shard: its tallies' fields, some kinds' queue depth, some heads.
+
+    Without `depth_full`, a depth is the stream's length and pending count only: its delayed
+    and dead counts come back as -1 (they move with retries and failures, not with every task).
+    """
 
     tallies: bool = True
     depth_kinds: list[str] = field(default_factory=list)
     heads: list[str] = field(default_factory=list)
+    depth_full: bool = True
 
     def __bool__(self) -> bool:
         return self.tallies or bool(self.depth_kinds) or bool(self.heads)
@@ -219,13 +224,14 @@ class OpsReader:
         shards = [s for s in (self.queue_shard(kind, tag) for kind in ask.depth_kinds) if s is not None]
         block: list[str | int] = [self.keys.tallies(tag) if ask.tallies else "", len(shards)]
         for shard in shards:
-            block += [shard.stream, shard.delayed, shard.dead_letter]
+            block.append(shard.stream)
+            block += [shard.delayed, shard.dead_letter] if ask.depth_full else ["", ""]
         return [*block, len(ask.heads), *ask.heads]
 
     def _commands(self, tag: str, ask: Ask) -> int:
-        """What opsread.lua runs for the shard: HMGET, 4 per queue shard, ZRANGE per index."""
+        """What opsread.lua runs for the shard: HMGET, 2 or 4 per queue shard, ZRANGE per index."""
         shards = sum(self.queue_shard(kind, tag) is not None for kind in ask.depth_kinds)
-        return int(ask.tallies) + 4 * shards + len(ask.heads)
+        return int(ask.tallies) + (4 if ask.depth_full else 2) * shards + len(ask.heads)
 
     def _parse(self, tag: str, ask: Ask, reply: list[Any], fields: Sequence[str]) -> ShardRead:
         values, depths, heads = reply

@@ -5,7 +5,9 @@ of open dashboards, and only while at least one is open.
            ─▶ every second, one script call per Redis node (taskstore/tallies.py):
                 1. every shard's tallies: the status counts and the ends of the last seconds
                 2. only where those moved (and every DEPTH_EVERY ticks): the queue depth of the
-                   shards that changed, the newest ids of the indexes that changed
+                   shards that changed (stream length and pending; the delayed and dead counts
+                   every DEPTH_EVERY ticks), the newest ids of the indexes that changed (every
+                   HEADS_EVERY ticks)
               and the workers' hash every WORKERS_EVERY ticks (they beat every 2 s)
            ─▶ one JSON frame, encoded once ─▶ each session's on_tick(): it sends the latest frame
     leave() ─▶ the loop ends with the last user; the chart points stay (a reload keeps them)
@@ -20,6 +22,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -47,7 +50,8 @@ HISTORY = 300  # seconds of chart points
 HEAD = 20  # newest ids read per index, for the dashboards' live lists
 RECENT = 4  # seconds of ends read again each tick: the current one, and a margin for clock skew
 DEPTH_AFTER = 2  # ticks a shard's queue depth is read again after its counts moved (acks lag)
-DEPTH_EVERY = 5  # ticks between reads of every queue shard's depth, changed or not
+DEPTH_EVERY = 5  # ticks between reads of every queue shard's whole depth, changed or not
+HEADS_EVERY = 2  # ticks between reads of the heads of indexes that changed (the lists' new rows)
 WORKERS_EVERY = 2  # ticks between reads of the workers' heartbeats
 
 Point = list[float | int | None]  # [second, done, failed, queued, running]
@@ -171,23 +175,32 @@ class OpsFeed:
 
     async def _read_changes(self, now: float) -> None:
         """The depth of the shards whose counts changed in the last DEPTH_AFTER ticks (of every
-        shard now and then: a due retry or a requeue moves no count), the heads of the indexes
-        whose counts changed since their heads were read (call 2, when any)."""
+        shard, delayed and dead counts too, every DEPTH_EVERY ticks: a due retry or a requeue
+        moves no count), and every HEADS_EVERY ticks the heads of the indexes whose counts changed
+        since their heads were read (call 2, when any)."""
         every = self.ticks % DEPTH_EVERY == 0
         asks: dict[str, Ask] = {}
         for tag in self.reader.tags:
             changed_at = self._changed_at.get(tag)
             changed = every or (changed_at is not None and self.ticks - changed_at <= DEPTH_AFTER)
-            asks[tag] = Ask(
-                tallies=False, depth_kinds=self.kinds if changed else [], heads=self._stale_heads(tag)
-            )
+            depth_kinds = self.kinds if changed else []
+            heads = self._stale_heads(tag) if self.ticks % HEADS_EVERY == 0 else []
+            full = every or any((kind, tag) not in self._depths for kind in depth_kinds)
+            asks[tag] = Ask(tallies=False, depth_kinds=depth_kinds, heads=heads, depth_full=full)
         reads = await self.reader.read([], asks, HEAD, now)
         for tag, read in reads.items():
             for kind, depth in read.depths.items():
-                self._depths[(kind, tag)] = depth
+                self._depths[(kind, tag)] = self._with_known(self._depths.get((kind, tag)), depth)
             for key, positions in read.heads.items():
                 self.heads[key] = positions
                 self._headed[key] = self._index_tally(key)
+
+    @staticmethod
+    def _with_known(known: QueueDepth | None, read: QueueDepth) -> QueueDepth:
+        """`read`, its delayed and dead counts taken from `known` where they were not read (-1)."""
+        if read.delayed >= 0 or known is None:
+            return read
+        return replace(read, delayed=known.delayed, dead=known.dead)
 
     def _stale_heads(self, tag: str) -> list[str]:
         """The indexes of the shard whose members changed since their heads were read."""
