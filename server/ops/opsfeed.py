@@ -6,8 +6,7 @@ of open dashboards, and only while at least one is open.
                 1. every shard's tallies: the status counts and the ends of the last seconds
                 2. only where those moved (and every DEPTH_EVERY ticks): the queue depth of the
                    shards that changed (stream length and pending; the delayed and dead counts
-                   every DEPTH_EVERY ticks), the newest ids of the indexes that changed (every
-                   HEADS_EVERY ticks)
+                   every DEPTH_EVERY ticks), the newest ids of the indexes that changed
               and the workers' hash every WORKERS_EVERY ticks (they beat every 2 s)
            ─▶ one JSON frame, encoded once ─▶ each session's on_tick(): it sends the latest frame
     leave() ─▶ the loop ends with the last user; the chart points stay (a reload keeps them)
@@ -51,7 +50,6 @@ HEAD = 20  # newest ids read per index, for the dashboards' live lists
 RECENT = 4  # seconds of ends read again each tick: the current one, and a margin for clock skew
 DEPTH_AFTER = 2  # ticks a shard's queue depth is read again after its counts moved (acks lag)
 DEPTH_EVERY = 5  # ticks between reads of every queue shard's whole depth, changed or not
-HEADS_EVERY = 2  # ticks between reads of the heads of indexes that changed (the lists' new rows)
 WORKERS_EVERY = 2  # ticks between reads of the workers' heartbeats
 
 Point = list[float | int | None]  # [second, done, failed, queued, running]
@@ -176,16 +174,16 @@ class OpsFeed:
     async def _read_changes(self, now: float) -> None:
         """The depth of the shards whose counts changed in the last DEPTH_AFTER ticks (of every
         shard, delayed and dead counts too, every DEPTH_EVERY ticks: a due retry or a requeue
-        moves no count), and every HEADS_EVERY ticks the heads of the indexes whose counts changed
-        since their heads were read (call 2, when any)."""
+        moves no count), the heads of the indexes whose counts changed since their heads were
+        read (call 2, when any)."""
         every = self.ticks % DEPTH_EVERY == 0
         asks: dict[str, Ask] = {}
         for tag in self.reader.tags:
             changed_at = self._changed_at.get(tag)
             changed = every or (changed_at is not None and self.ticks - changed_at <= DEPTH_AFTER)
             depth_kinds = self.kinds if changed else []
-            heads = self._stale_heads(tag) if self.ticks % HEADS_EVERY == 0 else []
             full = every or any((kind, tag) not in self._depths for kind in depth_kinds)
+            heads = self._stale_heads(tag)
             asks[tag] = Ask(tallies=False, depth_kinds=depth_kinds, heads=heads, depth_full=full)
         reads = await self.reader.read([], asks, HEAD, now)
         for tag, read in reads.items():

@@ -3,7 +3,7 @@
 // A socket that goes quiet (no stats frame for STALL_MS) counts as lost and is replaced.
 
 import { getApiKey, wsUrl } from "../api.js";
-import { Backoff } from "../backoff.js";
+import { Backoff } from "../taskcast.js";
 
 const STALL_MS = 5000;
 const CLOSE_UNAUTHORIZED = 4401;
