@@ -4,6 +4,8 @@
     SSE / WS stream      ─▶ StreamMeter: open gauge +1, one log line
                               sent(event) ─▶ publish-to-delivery latency (live events only)
                               close()     ─▶ open gauge -1, one log line
+    hub, per event       ─▶ HubMeter.delivered(event, n): the latency of the n sends made by the
+                              hub itself (server/push/subscriber.py), one histogram update
     hub counters         ─▶ HubMeter copies them into metrics (every few seconds and per scrape)
     GET /metrics         ─▶ server/ops/scrape.py: these metrics + queue depth read from Redis
 
@@ -151,6 +153,16 @@ class StreamMeter:
         return {"transport": self.transport, "task_id": self.task_id}
 
 
+def observe_many(histogram: Histogram, amount: float, n: int) -> None:
+    """`histogram.observe(amount)` n times, as one update. prometheus_client has no public way;
+    this mirrors what its observe() does to the bucket and the sum."""
+    histogram._sum.inc(amount * n)
+    for bucket, bound in zip(histogram._buckets, histogram._upper_bounds, strict=True):
+        if amount <= bound:
+            bucket.inc(n)
+            break
+
+
 @dataclass(frozen=True, slots=True)
 class _HubCounts:
     reconnects: int = 0
@@ -168,6 +180,13 @@ class HubMeter:
         self.hub = hub
         self._last = _HubCounts()
         self._task: asyncio.Task[None] | None = None
+        hub.delivered = self.delivered
+
+    @staticmethod
+    def delivered(event: Event, n: int) -> None:
+        """`n` live sends of `event` at once: the same latency, observed n times in one update."""
+        if event.updated_at:
+            observe_many(api_metrics().delivery, max(0.0, time.time() - event.updated_at), n)
 
     def start(self) -> HubMeter:
         self._task = asyncio.create_task(self._run(), name="hub-metrics")

@@ -3,13 +3,16 @@
     watch(sub, id) ─▶ refcount+1 ─▶ first? SUBSCRIBE and await Redis's confirmation
                   ─▶ snapshot of the hash (batched with other watchers') ─▶ sub.offer(snapshot)
     reader task   ─▶ get_message(timeout) ─▶ decode seq/status once ─▶ offer() to each watcher
+                     (an idle stream's send is called there, server/push/subscriber.py)
+                     ─▶ `delivered(event, n)` once for the n sent so
                      (on a cluster: one connection and reader per primary, SSUBSCRIBE; sharded_link.py)
                   └▶ error or silence ─▶ reconnect (backoff + jitter) ─▶ resubscribe ─▶ resync
     resync        ─▶ pipelined snapshots of every watched task ─▶ offer() (subscribers drop
                      what they already have), also every HUB_RESYNC_SECONDS
 
 Redis pub/sub is at-most-once; the resyncs are what make delivery of the final state certain.
-The reader never awaits a client: `offer()` only replaces a slot and sets an event.
+The reader never awaits a client: `offer()` replaces a slot and wakes the stream, or calls a
+send that completes without waiting.
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ class Hub:
         self.watchdog = Watchdog(
             lambda: self._subscribers, send_timeout=send_timeout, ping_seconds=ping_seconds
         )
+        # Told once per event of how many subscribers it went to straight from here (metrics).
+        self.delivered: Callable[[Event, int], None] = _no_count
         self._stopping = False
         self.reconnects = 0
         self.resyncs = 0
@@ -209,8 +214,11 @@ class Hub:
         except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
             log.warning("ignoring a malformed event: %r", payload[:120])
             return
+        sent = 0
         for sub in self._watchers.get(event.task_id, ()):
-            sub.offer(event)
+            sent += sub.offer(event)
+        if sent:
+            self.delivered(event, sent)
 
     # -- the reader ------------------------------------------------------------------------
 
@@ -270,6 +278,10 @@ def _link(
     if isinstance(store.redis, RedisCluster):
         return ShardedLink(store.redis, redis_url, store.keys.hub_channel, on_message)
     return PubSubLink(redis_url, on_message)
+
+
+def _no_count(event: Event, n: int) -> None:
+    pass
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:

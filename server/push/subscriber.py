@@ -3,15 +3,26 @@
 The hub calls `offer()` and never waits; the client's sender awaits `next()`. Events carry
 the whole state, so a newer one simply replaces an unsent older one, and the terminal state,
 being the newest there can be, is never dropped.
+
+    offer(event) ─▶ the sender is parked in next() with nothing queued (a stream of `sends`)?
+                     ├─ yes, and not terminal: the server's send, called right here; it writes
+                     │   at once unless the transport is full, then the sender finishes it
+                     └─ otherwise: the task's slot, and the sender is woken
+
+Sending from the hub saves waking the stream's task and resuming its frames for every event
+(docs/performance.md, round 3). The terminal event goes through the sender, which then ends
+the stream (or, on a multiplexed socket, unsubscribes the task).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Generator, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import CoroutineType
+from typing import Any, Literal
 
 import orjson
 
@@ -30,6 +41,14 @@ class Event:
     text: str  # the WebSocket frame
     sse: bytes  # the Server-Sent Event: `id: <seq>`, `event: task`, `data: <payload>`
     updated_at: float = 0.0  # when the transition wrote it (Redis's clock); 0.0 if the state has none
+    # The ASGI messages of a delivery, built once for every subscriber (the server only reads them).
+    sse_message: dict[str, Any] = field(init=False, repr=False, compare=False)
+    ws_message: dict[str, Any] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        body = {"type": "http.response.body", "body": self.sse, "more_body": True}
+        object.__setattr__(self, "sse_message", body)
+        object.__setattr__(self, "ws_message", {"type": "websocket.send", "text": self.text})
 
 
 MAX_SEQ_DIGITS = 18  # a Redis seq is an int64; int() refuses strings over 4300 digits
@@ -85,14 +104,17 @@ class Subscriber:
     __slots__ = (
         "_notices",
         "_paused",
+        "_sending",
         "_slots",
         "_waiter",
         "closed",
         "connection",
+        "delivered",
         "last_sent",
         "ping_frame",
         "seen",
         "sending_since",
+        "sends",
         "task_id",
         "transport",
     )
@@ -112,20 +134,37 @@ class Subscriber:
         self.last_sent = time.monotonic()
         self.connection: Connection | None = None
         self.ping_frame: bytes | None = None  # what the watchdog sends when the stream is idle
+        # Set by a stream whose events the hub may hand straight to `connection`, in this form.
+        self.sends: Literal["sse", "ws"] | None = None
+        self.delivered = 0  # events sent that way (the sender counts the rest)
+        self._sending: _Sending | None = None  # such a send that found the transport full
 
     def __str__(self) -> str:
         if self.task_id is None:
             return f"{self.transport} stream"
         return f"{self.transport} stream of task {self.task_id}"
 
-    def offer(self, event: Event) -> None:
-        """Keep `event` if it is newer than what this subscriber saw or holds for its task."""
+    def offer(self, event: Event) -> bool:
+        """Keep `event` if it is newer than what this subscriber saw or holds for its task;
+        True when it was sent to the client right away."""
         if event.seq <= self.seen.get(event.task_id, event.seq):
-            return
+            return False
+        waiter = self._waiter
+        if (
+            waiter is not None  # the sender is parked with nothing queued: a send now overtakes nothing
+            and self.sends is not None
+            and not waiter.done()
+            and not self._paused
+            and not self._notices
+            and not event.terminal
+        ):
+            self._send_now(event)
+            return True
         held = self._slots.get(event.task_id)
         if held is None or held.seq < event.seq:
             self._slots[event.task_id] = event
             self._wake()
+        return False
 
     def notify(self, frame: bytes) -> None:
         """Queue a control frame (multiplexed WebSocket); TooManyNotices past the bound."""
@@ -159,8 +198,15 @@ class Subscriber:
             self._wake()
 
     async def next(self) -> Event | bytes:
-        """The next control frame or event to send; SubscriberClosed once closed."""
-        while not (self._notices or (self._slots and not self._paused)):
+        """The next control frame or event to send; SubscriberClosed once closed.
+
+        OSError when a send begun by `offer()` failed (the client is gone).
+        """
+        while True:
+            if self._sending is not None:  # it came before anything queued since
+                await self._finish_send(self._sending)
+            if self._notices or (self._slots and not self._paused):
+                break
             if self.closed:
                 raise SubscriberClosed
             self._waiter = asyncio.get_running_loop().create_future()
@@ -180,3 +226,72 @@ class Subscriber:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    def _send_now(self, event: Event) -> None:
+        """Call the server's send here: with room in the transport it writes and returns without
+        waiting (uvicorn's do), so no task of this stream runs. When it would wait, or fails,
+        the sender is woken to finish it, timed by the watchdog as its own sends are."""
+        if self.connection is None:
+            raise RuntimeError(f"{self} sends events directly but has no connection")
+        message = event.sse_message if self.sends == "sse" else event.ws_message
+        self.seen[event.task_id] = event.seq
+        self.delivered += 1
+        sending = self.connection.send(message)
+        # A coroutine is stepped as it is (uvicorn's sends are); other awaitables through __await__.
+        step = sending if type(sending) is CoroutineType else sending.__await__()
+        try:
+            yielded = step.send(None)
+        except StopIteration:
+            self.last_sent = time.monotonic()
+            return
+        except OSError as e:  # the client is gone; the sender finds out as from its own send
+            self._sending = _Sending(None, None, e)
+        else:
+            self.sending_since = time.monotonic()
+            self._sending = _Sending(step, yielded, None)
+        self._wake()
+
+    async def _finish_send(self, sending: _Sending) -> None:
+        try:
+            await sending
+        finally:
+            self._sending = None
+            self.sending_since = 0.0
+        self.last_sent = time.monotonic()
+
+
+class _Sending:
+    """A send that `Subscriber._send_now` began outside any task and that did not complete:
+    awaiting it goes on from where the send stopped (or raises what it failed with)."""
+
+    __slots__ = ("error", "step", "yielded")
+
+    def __init__(
+        self,
+        step: Generator[Any, None, Any] | Coroutine[Any, None, Any] | None,
+        yielded: Any,
+        error: OSError | None,
+    ) -> None:
+        self.step, self.yielded, self.error = step, yielded, error
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        # Hand the event loop what the send waited on, and pass back what the loop sends or
+        # throws in (so a cancellation reaches the send itself).
+        if self.error is not None:
+            raise self.error
+        step, yielded = self.step, self.yielded
+        if step is None:
+            return
+        while True:
+            try:
+                value = yield yielded
+            except BaseException as e:
+                try:
+                    yielded = step.throw(e)
+                except StopIteration:
+                    return
+                continue
+            try:
+                yielded = step.send(value)
+            except StopIteration:
+                return

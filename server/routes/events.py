@@ -6,6 +6,7 @@ client gone ─▶ sse-starlette cancels the generator
 send stuck for SEND_TIMEOUT / shutdown ─▶ the hub's watchdog closes the subscriber (and aborts a
     stuck connection) ─▶ the generator ends
 the response is done ─▶ release (the stream counted toward MAX_STREAMS until then)
+while the generator waits, a live event is sent by the hub itself (server/push/subscriber.py)
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ class EventStream(EventSourceResponse):
             shutdown_grace_period=1,
         )
         sub.ping_frame = PING
+        sub.sends = "sse"  # while the generator waits, the hub sends its events itself
         self.sub, self.hub = sub, hub
         self.buffer_bytes = settings.stream_buffer_bytes
 
@@ -169,9 +171,10 @@ async def _stream(sub: Subscriber, task_id: str) -> AsyncIterator[bytes]:
             yield item.sse
             if item.terminal:
                 return
-    except SubscriberClosed:
-        return
+    except (SubscriberClosed, OSError):
+        return  # closed, or a send the hub began failed
     finally:
+        meter.sent_count += sub.delivered
         meter.close()
 
 

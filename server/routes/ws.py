@@ -2,7 +2,8 @@
 
 Each socket has one sender (the only writer, in the route's own task) and one receiver (a task
 beside it); the first to finish ends the other, and `finally` releases the hub subscription.
-Frames go straight to the server's send (server/push/connection.py). A send stuck for SEND_TIMEOUT
+Frames go straight to the server's send (server/push/connection.py); while the sender waits,
+the hub sends live events itself (server/push/subscriber.py). A send stuck for SEND_TIMEOUT
 (a client that stopped reading) is the hub's watchdog's: it aborts the connection, which ends
 the send, and the socket unwinds without a close frame (the client could not read one).
 
@@ -70,6 +71,7 @@ async def task_socket(websocket: WebSocket) -> None:
             _drain(websocket), sub, _send_events(websocket, sub, hub, meter, close_on_terminal=True)
         )
     finally:
+        meter.sent_count += sub.delivered
         meter.close()
         await hub.release(sub)
 
@@ -88,6 +90,7 @@ async def multiplexed_socket(websocket: WebSocket) -> None:
             _send_events(websocket, sub, hub, meter, close_on_terminal=False),
         )
     finally:
+        meter.sent_count += sub.delivered
         meter.close()
         await hub.release(sub)
 
@@ -121,6 +124,7 @@ async def _accept(
         raise
     sub.connection = connection(websocket.scope, websocket.send)
     sub.connection.limit_buffers(settings.stream_buffer_bytes)
+    sub.sends = "ws"  # while the sender waits, the hub sends live events itself
     return sub
 
 
@@ -139,6 +143,8 @@ async def _send_events(
             if _open(websocket, sub):  # closed by the hub: the server is shutting down
                 await websocket.close(CLOSE_TRY_LATER, "server shutting down")
             return
+        except OSError:
+            return  # a send the hub began failed: the client is gone
         frame = item.text if isinstance(item, Event) else item.decode()
         meter.sent(item)
         if not await _send_text(sub, frame):

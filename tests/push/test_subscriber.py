@@ -2,6 +2,10 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+from starlette.types import Message
+
+from server.push.connection import Connection
 from server.push.subscriber import Event, Subscriber
 
 
@@ -69,3 +73,83 @@ async def _has_item(sub: Subscriber) -> bool:
     except TimeoutError:
         return False
     return True
+
+
+class _Server:
+    """An ASGI send that writes at once while `room` is set, else waits for it (a full transport)."""
+
+    def __init__(self) -> None:
+        self.sent: list[object] = []
+        self.room = asyncio.Event()
+        self.room.set()
+        self.fail = False
+
+    async def send(self, message: Message) -> None:
+        await self.room.wait()
+        if self.fail:
+            raise OSError("client gone")
+        self.sent.append(message.get("text", message.get("body")))
+
+
+def _streaming(server: _Server, task_id: str | None = None) -> Subscriber:
+    sub = Subscriber("ws", task_id)
+    sub.seen["t"] = 0
+    sub.connection = Connection(server.send)
+    sub.sends = "ws"
+    return sub
+
+
+async def test_a_waiting_sender_has_events_sent_without_being_woken() -> None:
+    server = _Server()
+    sub = _streaming(server)
+    sender = asyncio.ensure_future(sub.next())
+    await asyncio.sleep(0)
+
+    assert sub.offer(_event(2)) and sub.offer(_event(3))
+
+    assert server.sent == ['{"seq": 2}', '{"seq": 3}'] and sub.delivered == 2
+    assert not sender.done() and sub.seen["t"] == 3
+    sub.offer(_event(4, terminal=True))  # the end goes through the sender, which ends the stream
+    assert await sender == _event(4, terminal=True)
+
+
+async def test_a_send_that_would_wait_is_finished_by_the_sender_before_later_events() -> None:
+    server = _Server()
+    sub = _streaming(server)
+    sender = asyncio.ensure_future(sub.next())
+    await asyncio.sleep(0)
+    server.room.clear()
+
+    assert sub.offer(_event(2))
+    assert not sub.offer(_event(3))  # queued behind the unfinished send
+    assert sub.sending_since > 0  # the watchdog times it
+    await asyncio.sleep(0.01)
+    assert server.sent == [] and not sender.done()
+
+    server.room.set()
+    assert await sender == _event(3)
+    assert server.sent == ['{"seq": 2}'] and sub.sending_since == 0.0
+
+
+async def test_a_failed_send_reaches_the_sender() -> None:
+    server = _Server()
+    sub = _streaming(server)
+    sender = asyncio.ensure_future(sub.next())
+    await asyncio.sleep(0)
+    server.fail = True
+
+    sub.offer(_event(2))
+
+    with pytest.raises(OSError):
+        await sender
+
+
+async def test_no_event_is_sent_past_a_paused_or_busy_sender() -> None:
+    server = _Server()
+    sub = _streaming(server)
+    with sub.answering():
+        sender = asyncio.ensure_future(sub.next())
+        await asyncio.sleep(0)
+        assert not sub.offer(_event(2))
+    assert await sender == _event(2)
+    assert server.sent == []
