@@ -5,13 +5,15 @@ the whole state, so a newer one simply replaces an unsent older one, and the ter
 being the newest there can be, is never dropped.
 
     offer(event) ─▶ the sender is parked in next() with nothing queued (a stream of `sends`)?
-                     ├─ yes, and not terminal: the server's send, called right here; it writes
-                     │   at once unless the transport is full, then the sender finishes it
+                     ├─ yes: the server's send, called right here; it writes at once unless the
+                     │   transport is full, then the sender finishes it. A one-task stream's
+                     │   terminal event goes so too, and next() then raises StreamEnded.
                      └─ otherwise: the task's slot, and the sender is woken
 
 Sending from the hub saves waking the stream's task and resuming its frames for every event
-(docs/performance.md, round 3). The terminal event goes through the sender, which then ends
-the stream (or, on a multiplexed socket, unsubscribes the task).
+(docs/performance.md, round 3); and at a burst of task ends, every client gets its terminal
+event before any stream is taken down. A multiplexed socket's terminal events still go through
+its sender (it unsubscribes the task after each).
 """
 
 from __future__ import annotations
@@ -88,6 +90,10 @@ class SubscriberClosed(Exception):
     """The subscriber was closed by the hub (shutdown) or by its owner."""
 
 
+class StreamEnded(SubscriberClosed):
+    """The hub sent the terminal event of the stream's one task: the stream is over."""
+
+
 class TooManyNotices(Exception):
     """A client sent more bad frames than it read answers."""
 
@@ -110,6 +116,7 @@ class Subscriber:
         "closed",
         "connection",
         "delivered",
+        "ended",
         "last_sent",
         "ping_frame",
         "seen",
@@ -137,6 +144,7 @@ class Subscriber:
         # Set by a stream whose events the hub may hand straight to `connection`, in this form.
         self.sends: Literal["sse", "ws"] | None = None
         self.delivered = 0  # events sent that way (the sender counts the rest)
+        self.ended = False  # the terminal event of its one task was sent that way
         self._sending: _Sending | None = None  # such a send that found the transport full
 
     def __str__(self) -> str:
@@ -156,7 +164,7 @@ class Subscriber:
             and not waiter.done()
             and not self._paused
             and not self._notices
-            and not event.terminal
+            and (self.task_id is not None or not event.terminal)
         ):
             self._send_now(event)
             return True
@@ -200,11 +208,14 @@ class Subscriber:
     async def next(self) -> Event | bytes:
         """The next control frame or event to send; SubscriberClosed once closed.
 
-        OSError when a send begun by `offer()` failed (the client is gone).
+        StreamEnded once the hub sent the stream's terminal event; OSError when a send begun by
+        `offer()` failed (the client is gone).
         """
         while True:
             if self._sending is not None:  # it came before anything queued since
                 await self._finish_send(self._sending)
+            if self.ended:
+                raise StreamEnded
             if self._notices or (self._slots and not self._paused):
                 break
             if self.closed:
@@ -230,7 +241,8 @@ class Subscriber:
     def _send_now(self, event: Event) -> None:
         """Call the server's send here: with room in the transport it writes and returns without
         waiting (uvicorn's do), so no task of this stream runs. When it would wait, or fails,
-        the sender is woken to finish it, timed by the watchdog as its own sends are."""
+        the sender is woken to finish it, timed by the watchdog as its own sends are. After a
+        terminal event the sender is woken to end the stream."""
         if self.connection is None:
             raise RuntimeError(f"{self} sends events directly but has no connection")
         message = event.sse_message if self.sends == "sse" else event.ws_message
@@ -243,12 +255,15 @@ class Subscriber:
             yielded = step.send(None)
         except StopIteration:
             self.last_sent = time.monotonic()
-            return
+            if not event.terminal:
+                return
+            self.ended = True
         except OSError as e:  # the client is gone; the sender finds out as from its own send
             self._sending = _Sending(None, None, e)
         else:
             self.sending_since = time.monotonic()
             self._sending = _Sending(step, yielded, None)
+            self.ended = event.terminal
         self._wake()
 
     async def _finish_send(self, sending: _Sending) -> None:

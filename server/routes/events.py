@@ -172,7 +172,7 @@ async def _stream(sub: Subscriber, task_id: str) -> AsyncIterator[bytes]:
             if item.terminal:
                 return
     except (SubscriberClosed, OSError):
-        return  # closed, or a send the hub began failed
+        return  # closed; the hub sent the terminal event (StreamEnded); or a send it began failed
     finally:
         meter.sent_count += sub.delivered
         meter.close()

@@ -34,7 +34,7 @@ from server.ops.metrics import StreamMeter
 from server.push.connection import connection
 from server.push.dispatch import SocketApp
 from server.push.hub import Hub, TooManyStreams
-from server.push.subscriber import Event, Subscriber, SubscriberClosed, TooManyNotices
+from server.push.subscriber import Event, StreamEnded, Subscriber, SubscriberClosed, TooManyNotices
 from server.routes.ws_frames import Access, apply_frame, resume_watch, seq_of
 from server.settings import Settings
 from taskstore import TaskNotFound
@@ -139,6 +139,9 @@ async def _send_events(
     while True:
         try:
             item = await sub.next()
+        except StreamEnded:  # the hub sent the terminal event (a one-task socket's only)
+            await websocket.close(CLOSE_NORMAL)
+            return
         except SubscriberClosed:
             if _open(websocket, sub):  # closed by the hub: the server is shutting down
                 await websocket.close(CLOSE_TRY_LATER, "server shutting down")

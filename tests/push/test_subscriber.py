@@ -6,7 +6,7 @@ import pytest
 from starlette.types import Message
 
 from server.push.connection import Connection
-from server.push.subscriber import Event, Subscriber
+from server.push.subscriber import Event, StreamEnded, Subscriber
 
 
 def _event(seq: int, *, terminal: bool = False, task_id: str = "t") -> Event:
@@ -109,8 +109,22 @@ async def test_a_waiting_sender_has_events_sent_without_being_woken() -> None:
 
     assert server.sent == ['{"seq": 2}', '{"seq": 3}'] and sub.delivered == 2
     assert not sender.done() and sub.seen["t"] == 3
-    sub.offer(_event(4, terminal=True))  # the end goes through the sender, which ends the stream
+    sub.offer(_event(4, terminal=True))  # a multiplexed socket's ends go through its sender
     assert await sender == _event(4, terminal=True)
+
+
+async def test_a_one_task_stream_has_its_terminal_event_sent_and_then_ends() -> None:
+    server = _Server()
+    sub = _streaming(server, task_id="t")
+    sender = asyncio.ensure_future(sub.next())
+    await asyncio.sleep(0)
+
+    assert sub.offer(_event(4, terminal=True))
+
+    assert server.sent == ['{"seq": 4}']
+    with pytest.raises(StreamEnded):
+        await sender
+    assert not sub.offer(_event(5))  # nothing follows the end
 
 
 async def test_a_send_that_would_wait_is_finished_by_the_sender_before_later_events() -> None:
