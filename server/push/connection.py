@@ -31,17 +31,18 @@ CONNECTION = "taskcast.connection"
 
 
 class Connection:
-    __slots__ = ("send",)
+    __slots__ = ("_transport", "send")
 
     def __init__(self, send: Send) -> None:
         self.send = send  # the server's own send, before any middleware wraps it
+        self._transport: asyncio.Transport | None | bool = False  # False: not looked up yet
 
     @property
     def transport(self) -> asyncio.Transport | None:
-        # uvloop's transports are not asyncio.Transport subclasses: check for what is used.
-        transport = getattr(getattr(self.send, "__self__", None), "transport", None)
-        usable = all(hasattr(transport, name) for name in ("abort", "is_closing", "set_write_buffer_limits"))
-        return cast(asyncio.Transport, transport) if usable else None
+        # Looked up once: the watchdog asks every stream's connection whether it is closing.
+        if self._transport is False:
+            self._transport = _transport(self.send)
+        return cast(asyncio.Transport | None, self._transport)
 
     @property
     def closing(self) -> bool:
@@ -76,6 +77,13 @@ class Connection:
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         transport.abort()
+
+
+def _transport(send: Send) -> asyncio.Transport | None:
+    # uvloop's transports are not asyncio.Transport subclasses: check for what is used.
+    transport = getattr(getattr(send, "__self__", None), "transport", None)
+    usable = all(hasattr(transport, name) for name in ("abort", "is_closing", "set_write_buffer_limits"))
+    return cast(asyncio.Transport, transport) if usable else None
 
 
 class ConnectionScope:

@@ -3,12 +3,13 @@
     every `interval` s, for each subscriber:
         a send under way for SEND_TIMEOUT or longer ─▶ one WARNING line, abort the connection
                                                       (its descriptor is freed at once), close
-        nothing sent for the ping interval (SSE)   ─▶ queue the keep-alive comment
         the server is draining                     ─▶ close: each stream ends cleanly
+        the client's connection is gone            ─▶ close: its stream ends and is released
+        nothing sent for the ping interval (SSE)   ─▶ queue the keep-alive comment
 
 The server's exit is sse-starlette's signal (uvicorn told to exit), waited for here once for
-every stream: each SSE response waits for `draining` instead of registering its own event
-with sse-starlette's shutdown watcher.
+every stream. With the client's disconnect (noticed here, within `interval`) it is what an SSE
+response would otherwise run two tasks of its own for (server/routes/events.py).
 
 A client that stops reading fills the kernel's buffers, then uvicorn's; the send that found
 them full never returns. Aborting the transport ends that send (uvicorn then treats the
@@ -68,7 +69,7 @@ class Watchdog:
         for sub in list(self.subscribers()):
             if sub.sending_since and now - sub.sending_since >= self.send_timeout:
                 self.drop(sub, f"no send completed for {now - sub.sending_since:.1f} s (client not reading)")
-            elif draining:
+            elif draining or (sub.connection is not None and sub.connection.closing):
                 sub.close()
             elif now - sub.last_sent >= self.ping_seconds:
                 sub.ping()

@@ -2,9 +2,8 @@
 
 watch (SUBSCRIBE confirmed, then snapshot) ─▶ 404 | 204 (client already saw the end)
     ─▶ stream: snapshot, then each newer state (`id: <seq>`, `event: task`) ─▶ terminal ─▶ end
-client gone ─▶ sse-starlette cancels the generator
-send stuck for SEND_TIMEOUT / shutdown ─▶ the hub's watchdog closes the subscriber (and aborts a
-    stuck connection) ─▶ the generator ends
+client gone / send stuck for SEND_TIMEOUT / shutdown ─▶ the hub's watchdog closes the subscriber
+    (and aborts a stuck connection) ─▶ the generator ends ─▶ sse-starlette's closing chunk
 the response is done ─▶ release (the stream counted toward MAX_STREAMS until then)
 while the generator waits, a live event is sent by the hub itself (server/push/subscriber.py)
 """
@@ -97,22 +96,20 @@ router.add_api_route(
 
 
 class EventStream(EventSourceResponse):
-    """sse-starlette's response, fed events already encoded as SSE bytes.
+    """sse-starlette's response, fed events already encoded as SSE bytes, run in the request's
+    own task.
 
     The response start goes through the user middleware (CORS adds its headers there); the events
-    go straight to the server's send. Keep-alive pings, the send timeout and the clean end on
-    shutdown are the hub's watchdog's work, for every stream at once, so sse-starlette runs no
-    ping task and times no send here.
+    go straight to the server's send. Keep-alive pings, the send timeout, the clean end on
+    shutdown and noticing that the client left are the hub's watchdog's work, for every stream at
+    once. So sse-starlette's `_stream_response` (response start, the body, the closing chunk) is
+    all a response runs: not its task group of three tasks (the body, the exit signal, the
+    client's disconnect), whose spawning and cancellation were a fifth of a stream's life
+    (docs/performance.md, round 3). A HEAD request is sse-starlette's own (headers, no stream).
     """
 
     def __init__(self, stream: AsyncIterator[bytes], sub: Subscriber, hub: Hub, settings: Settings) -> None:
-        super().__init__(
-            stream,
-            headers=STREAM_HEADERS,
-            ping=0,
-            shutdown_event=hub.watchdog.draining,
-            shutdown_grace_period=1,
-        )
+        super().__init__(stream, headers=STREAM_HEADERS, ping=0)
         sub.ping_frame = PING
         sub.sends = "sse"  # while the generator waits, the hub sends its events itself
         self.sub, self.hub = sub, hub
@@ -128,16 +125,14 @@ class EventStream(EventSourceResponse):
             self._send_interrupted = True
             raise
 
-    async def _listen_for_exit_signal(self) -> None:  # type: ignore[override]
-        # The watchdog waits for sse-starlette's exit signal once for all streams; a response
-        # waits for it to pass that on (no anyio.Event of its own, nor a registration).
-        await self.hub.watchdog.draining.wait()
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         conn = self.sub.connection = connection(scope, send)
         conn.limit_buffers(self.buffer_bytes)
         try:
-            await super().__call__(scope, receive, _direct_body(send, conn.send, self.sub))
+            if scope["method"] == "HEAD":
+                await super().__call__(scope, receive, send)
+            else:
+                await self._stream_response(_direct_body(send, conn.send, self.sub))
         finally:
             # Only now is the connection done with: until here the stream counts toward
             # MAX_STREAMS (a HEAD request never starts the generator, so it is not released there).
