@@ -23,7 +23,7 @@ import contextlib
 import socket
 import struct
 from collections.abc import Awaitable
-from typing import cast
+from typing import Literal, cast
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -35,18 +35,21 @@ class Connection:
 
     def __init__(self, send: Send) -> None:
         self.send = send  # the server's own send, before any middleware wraps it
-        self._transport: asyncio.Transport | None | bool = False  # False: not looked up yet
+        self._transport: asyncio.Transport | None | Literal[False] = False  # False: not looked up yet
 
     @property
     def transport(self) -> asyncio.Transport | None:
         # Looked up once: the watchdog asks every stream's connection whether it is closing.
         if self._transport is False:
             self._transport = _transport(self.send)
-        return cast(asyncio.Transport | None, self._transport)
+        return self._transport
 
     @property
     def closing(self) -> bool:
-        transport = self.transport
+        # Asked of every stream on every watchdog sweep: the cached transport read directly.
+        transport = self._transport
+        if transport is False:
+            transport = self.transport
         return transport is not None and transport.is_closing()
 
     def limit_buffers(self, size: int) -> None:
