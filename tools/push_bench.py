@@ -176,7 +176,7 @@ async def fanout(stack: Stack, subscribers: int, tasks: int, duration: float) ->
         for i in range(tasks)
     ]
     base_conns, base_rss = await _api_connections(redis), rss_bytes(stack.api_pid)
-    seen: list[tuple[float, float]] = []
+    seen: list[tuple[float, float, bool]] = []  # received, stamped, terminal
     opened = Counter()
     ending: list[tuple[float, int]] = []  # API CPU and deliveries when the first terminal event came
 
@@ -186,7 +186,7 @@ async def fanout(stack: Stack, subscribers: int, tasks: int, duration: float) ->
             return
         if not ending and event["status"] in TERMINAL:
             ending.append((cpu_seconds(stack.api_pid), len(seen)))
-        seen.append((received_at, float(event["updated_at"])))
+        seen.append((received_at, float(event["updated_at"]), event["status"] in TERMINAL))
 
     clients = await _open_all(stack, ids, subscribers, on_event)
     while opened.count < subscribers:
@@ -215,7 +215,10 @@ async def fanout(stack: Stack, subscribers: int, tasks: int, duration: float) ->
             f"per delivery ({n_mid} deliveries); the terminal burst with every stream's end: "
             f"{(cpu_end - cpu_mid) / subscribers * 1e6:.1f} us per subscriber"
         )
-    report("publish -> receipt", [max(0.0, got - stamped) for got, stamped in seen])
+    report("publish -> receipt", [max(0.0, got - stamped) for got, stamped, _ in seen])
+    for name, terminal in (("RUNNING and progress", False), ("terminal", True)):
+        latencies = [max(0.0, got - stamped) for got, stamped, end in seen if end is terminal]
+        report(f"  {name}", latencies)
 
 
 async def _open_all(
