@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -39,10 +39,11 @@ class LeanSubscriber(asyncio.Protocol):
         self._head = True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if not isinstance(transport, asyncio.Transport):
+        # uvloop's transports are not asyncio.Transport subclasses: check for what is used.
+        if not all(hasattr(transport, name) for name in ("write", "close")):
             raise RuntimeError(f"expected a stream transport, got {transport!r}")
-        self.transport = transport
-        transport.write(self.request)
+        self.transport = cast(asyncio.Transport, transport)
+        self.transport.write(self.request)
 
     def data_received(self, data: bytes) -> None:
         buffer = self._buffer + data
