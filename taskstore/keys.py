@@ -135,6 +135,13 @@ class Keys:
             return self.shard_of_task(task_id).tag
         return shards.split_task_id(task_id)[0]
 
+    def delayed_of_task(self, task_id: str) -> str | None:
+        """The delayed set a task waits in for its start or a retry; None for an id without a
+        shard on a cluster (none is made there, and shard 0's set is another slot)."""
+        if shards.is_sharded_id(task_id) or self.legacy_queue:
+            return self.shard_of_task(task_id).delayed
+        return None
+
     def shard_of_signature(self, signature: str) -> Shard:
         return self._shard(shards.tag_of_signature(signature, self.shard_count))
 

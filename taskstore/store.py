@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 from redis.exceptions import NoScriptError, ResponseError
 
-from taskstore import codec, shards
+from taskstore import codec
 from taskstore.admission import Admission
 from taskstore.coalesce import Coalescer
 from taskstore.errors import IdempotencyConflict, QueueFull, TaskNotFound, TransitionRejected
@@ -237,11 +237,13 @@ class TaskStore:
             # The kind's dead letters, in the task's shard; after the shard's tallies.
             keys.append(self.keys.of_kind(kind).shard_of_task(move.task_id).dead_letter)
             optional += "d"
-        if move.to == TaskStatus.CANCELLED and (self.keys.legacy_queue or shards.is_sharded_id(move.task_id)):
-            # A task cancelled while it waits for its start (a delay or a retry's backoff) leaves
-            # the kind's delayed set now, not when it falls due and is read only to be acked. (On
-            # a cluster an id without a shard is never queued, and its shard 0 is another slot.)
-            keys.append(self.keys.of_kind(kind).shard_of_task(move.task_id).delayed)
+        # A task cancelled while it waits for its start (a delay or a retry's backoff) leaves the
+        # kind's delayed set now, not when it falls due and is read only to be acked.
+        delayed = (
+            self.keys.of_kind(kind).delayed_of_task(move.task_id) if move.to == TaskStatus.CANCELLED else None
+        )
+        if delayed is not None:
+            keys.append(delayed)
             optional += "z"
         if move.signature and move.to in TERMINAL:
             keys.append(self.keys.inflight(move.signature))  # last

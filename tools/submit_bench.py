@@ -59,7 +59,7 @@ def variants(baseline: Path | None) -> list[Variant]:
         Variant("kinds, coalesce off, no key", ROOT, coalesce=False),
         Variant("kinds, coalesce off, Idempotency-Key", ROOT, coalesce=False, key=True),
     ]
-    return [Variant("baseline", baseline), *found] if baseline else found
+    return [Variant("baseline", baseline.resolve()), *found] if baseline else found
 
 
 @dataclass(frozen=True)
@@ -87,13 +87,18 @@ def run_wrk(url: str, pid: int, seconds: int, key: bool) -> Run:
     return Run(float(rate.group(1)), cpu / int(count.group(1)) * 1e6, p99.group(1) if p99 else "?")
 
 
+def api_env(variant: Variant, redis: str) -> dict[str, str]:
+    """The API's environment for `variant`: its tree's code, no queue limit, WARNING logs."""
+    env = child_env(redis, max_queue_length=0, log_level="WARNING", coalesce=str(variant.coalesce).lower())
+    env["PYTHONPATH"] = str(variant.tree)
+    return env
+
+
 def measure(variant: Variant, redis: str, seconds: int) -> Run:
     with Redis.from_url(redis) as client:
         client.flushdb()
     port = free_port()
-    env = child_env(redis, max_queue_length=0, log_level="WARNING", coalesce=str(variant.coalesce).lower())
-    env["PYTHONPATH"] = str(variant.tree)
-    with child(api_command(port), env, cwd=variant.tree) as proc:
+    with child(api_command(port), api_env(variant, redis), cwd=variant.tree) as proc:
         url = f"http://127.0.0.1:{port}"
         wait_healthy(url)
         return run_wrk(url, proc.pid, seconds, variant.key)

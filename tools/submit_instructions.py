@@ -28,25 +28,17 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 if not __package__:  # `python tools/submit_instructions.py`: import `tools` from the checkout
     sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from server.embedded_redis import free_port
-from tools.bench_common import ROOT, api_command, child, child_env, cpu_seconds, redis_url, wait_healthy
+from tools.bench_common import api_command, child, cpu_seconds, redis_url, wait_healthy
+from tools.submit_bench import Variant, api_env, variants
 
 CONNECTIONS = 64
 TOTALS = re.compile(rb"^(?:summary|totals): (\d+)", re.MULTILINE)
-
-
-@dataclass(frozen=True)
-class Variant:
-    name: str
-    tree: Path
-    coalesce: bool = True
-    key: bool = False
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,17 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=640)
     parser.add_argument("--cpu", action="store_true", help="CPU time without valgrind, not instructions")
     args = parser.parse_args(argv)
-    variants = [
-        Variant("coalesce on, no key", ROOT),
-        Variant("coalesce on, Idempotency-Key", ROOT, key=True),
-        Variant("coalesce off, no key", ROOT, coalesce=False),
-        Variant("coalesce off, Idempotency-Key", ROOT, coalesce=False, key=True),
-    ]
-    if args.baseline is not None:
-        variants.insert(0, Variant("baseline", args.baseline.resolve()))
     unit = "us of CPU" if args.cpu else "k instructions"
     costs = {}
-    for variant in variants:
+    for variant in variants(args.baseline):
         costs[variant.name] = _per_request(variant, args.warmup, args.requests, args.cpu)
         print(f"{variant.name:32} {costs[variant.name]:8.1f}{unit} a request", flush=True)
     base = costs.get("baseline")
@@ -112,16 +96,13 @@ def _dumped(path: Path) -> int:
 def _api(variant: Variant, redis: str, cpu: bool) -> Iterator[tuple[str, Counter]]:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    settings: dict[str, str | int] = {"log_level": "WARNING", "max_queue_length": 0}
-    settings["coalesce"] = str(variant.coalesce).lower()
-    env = {**child_env(redis, **settings), "PYTHONPATH": str(variant.tree)}
     with tempfile.TemporaryDirectory() as tmp:
         dumps = None if cpu else Path(tmp) / "callgrind.out"
         valgrind: list[str] = []
         if dumps is not None:  # instructions only (callgrind's default); its own lines to a file
             valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={dumps}"]
             valgrind.append(f"--log-file={tmp}/valgrind.log")
-        with child([*valgrind, *api_command(port)], env, cwd=variant.tree) as proc:
+        with child([*valgrind, *api_command(port)], api_env(variant, redis), cwd=variant.tree) as proc:
             wait_healthy(url, timeout=20 if cpu else 300)
             time.sleep(0 if cpu else 2)  # let the start settle
             yield url, Counter(proc.pid, dumps)

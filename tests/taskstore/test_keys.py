@@ -106,3 +106,15 @@ def test_each_kind_has_its_own_queue_shards_and_the_default_kind_keeps_queue_key
     shard = render.shard_of_signature(sig)
     same_slot = [shard.stream, shard.delayed, keys.cache(sig), keys.inflight(sig)]
     assert len({_slot(k) for k in same_slot}) == 1
+
+
+def test_a_tasks_delayed_set_is_in_its_slot_and_an_id_without_a_shard_has_none_on_a_cluster() -> None:
+    cluster = Keys(prefix="p", queue="q", shard_count=16, legacy_queue=False)
+    single = Keys(prefix="p", queue="q", shard_count=1)
+    task_id, _ = _new_id(cluster, "hello")
+    old_id = new_task_id()  # 32 hex digits, from before shards
+
+    assert cluster.delayed_of_task(task_id) == cluster.shard_of_task(task_id).delayed
+    assert _slot(cluster.delayed_of_task(task_id) or "") == _slot(cluster.task(task_id))
+    assert cluster.delayed_of_task(old_id) is None
+    assert single.delayed_of_task(old_id) == single.legacy.delayed
