@@ -27,15 +27,26 @@ from typing import Literal, cast
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from server.push import framed
+
 CONNECTION = "taskcast.connection"
 
 
 class Connection:
-    __slots__ = ("_transport", "send")
+    __slots__ = ("_framed", "_transport", "send")
 
     def __init__(self, send: Send) -> None:
         self.send = send  # the server's own send, before any middleware wraps it
         self._transport: asyncio.Transport | None | Literal[False] = False  # False: not looked up yet
+        self._framed: framed.Writer | None | Literal[False] = False
+
+    def write_framed(self, data: bytes) -> bool:
+        """Write an event framed for this connection's protocol if its send would write it at
+        once; False (nothing written) otherwise, or under a server with no writer (framed.py)."""
+        write = self._framed
+        if write is False:
+            write = self._framed = framed.writer(self.send)
+        return write is not None and write(data)
 
     @property
     def transport(self) -> asyncio.Transport | None:

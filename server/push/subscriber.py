@@ -28,7 +28,9 @@ from typing import Any, Literal
 
 import orjson
 
+from server.push import framed
 from server.push.connection import Connection
+from server.push.ends import Ends
 from taskstore import is_terminal
 
 
@@ -43,14 +45,19 @@ class Event:
     text: str  # the WebSocket frame
     sse: bytes  # the Server-Sent Event: `id: <seq>`, `event: task`, `data: <payload>`
     updated_at: float = 0.0  # when the transition wrote it (Redis's clock); 0.0 if the state has none
-    # The ASGI messages of a delivery, built once for every subscriber (the server only reads them).
+    # A delivery, built once for every subscriber: the ASGI messages (the server only reads them),
+    # and the bytes on the wire for a direct write (server/push/framed.py).
     sse_message: dict[str, Any] = field(init=False, repr=False, compare=False)
     ws_message: dict[str, Any] = field(init=False, repr=False, compare=False)
+    sse_chunk: bytes = field(init=False, repr=False, compare=False)
+    ws_frame: bytes = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         body = {"type": "http.response.body", "body": self.sse, "more_body": True}
         object.__setattr__(self, "sse_message", body)
         object.__setattr__(self, "ws_message", {"type": "websocket.send", "text": self.text})
+        object.__setattr__(self, "sse_chunk", framed.sse_chunk(self.sse))
+        object.__setattr__(self, "ws_frame", framed.ws_frame(self.payload))
 
 
 MAX_SEQ_DIGITS = 18  # a Redis seq is an int64; int() refuses strings over 4300 digits
@@ -117,6 +124,7 @@ class Subscriber:
         "connection",
         "delivered",
         "ended",
+        "ends",
         "last_sent",
         "ping_frame",
         "seen",
@@ -128,7 +136,9 @@ class Subscriber:
 
     MAX_NOTICES = 64
 
-    def __init__(self, transport: str = "stream", task_id: str | None = None) -> None:
+    def __init__(
+        self, transport: str = "stream", task_id: str | None = None, ends: Ends | None = None
+    ) -> None:
         self.transport = transport
         self.task_id = task_id
         self.seen: dict[str, int] = {}
@@ -145,6 +155,7 @@ class Subscriber:
         self.sends: Literal["sse", "ws"] | None = None
         self.delivered = 0  # events sent that way (the sender counts the rest)
         self.ended = False  # the terminal event of its one task was sent that way
+        self.ends = ends  # where the stream's end waits for a burst of sends to settle (ends.py)
         self._sending: _Sending | None = None  # such a send that found the transport full
 
     def __str__(self) -> str:
@@ -239,25 +250,28 @@ class Subscriber:
             waiter.set_result(None)
 
     def _send_now(self, event: Event) -> None:
-        """Call the server's send here: with room in the transport it writes and returns without
-        waiting (uvicorn's do), so no task of this stream runs. When it would wait, or fails,
-        the sender is woken to finish it, timed by the watchdog as its own sends are. After a
-        terminal event the sender is woken to end the stream."""
-        if self.connection is None:
+        """Write the event here, framed once for all (server/push/framed.py), or else call the
+        server's send here: with room in the transport it writes and returns without waiting
+        (uvicorn's do), so no task of this stream runs. When it would wait, or fails, the sender
+        is woken to finish it, timed by the watchdog as its own sends are. After a terminal
+        event the sender is woken to end the stream, once the burst of sends settled (ends.py)."""
+        connection = self.connection
+        if connection is None:
             raise RuntimeError(f"{self} sends events directly but has no connection")
-        message = event.sse_message if self.sends == "sse" else event.ws_message
+        sse = self.sends == "sse"
         self.seen[event.task_id] = event.seq
         self.delivered += 1
-        sending = self.connection.send(message)
+        if connection.write_framed(event.sse_chunk if sse else event.ws_frame):
+            self._sent(event)
+            return
+        sending = connection.send(event.sse_message if sse else event.ws_message)
         # A coroutine is stepped as it is (uvicorn's sends are); other awaitables through __await__.
         step = sending if type(sending) is CoroutineType else sending.__await__()
         try:
             yielded = step.send(None)
         except StopIteration:
-            self.last_sent = time.monotonic()
-            if not event.terminal:
-                return
-            self.ended = True
+            self._sent(event)
+            return
         except OSError as e:  # the client is gone; the sender finds out as from its own send
             self._sending = _Sending(None, None, e)
         else:
@@ -265,6 +279,15 @@ class Subscriber:
             self._sending = _Sending(step, yielded, None)
             self.ended = event.terminal
         self._wake()
+
+    def _sent(self, event: Event) -> None:
+        self.last_sent = time.monotonic()
+        if event.terminal:
+            self.ended = True
+            if self.ends is None:
+                self._wake()
+            else:
+                self.ends.add(self._wake)
 
     async def _finish_send(self, sending: _Sending) -> None:
         try:
