@@ -7,7 +7,9 @@ costs the client a `data_received` call, a split and one `orjson.loads`, nothing
     WsSubscriber    GET /tasks/{id}/ws with the Upgrade head, then unmasked server frames
 
 Each reports `(received_at, event, first)` to `on_event` and resolves `done` after the terminal event
-(or with an error when the server answers otherwise).
+(or with an error when the server answers otherwise). Then, as a browser does, it waits for the
+server to end the stream: SSE's last chunk (the client then closes the socket; a browser would
+keep it for another request), or the WebSocket close frame (answered; the server closes).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class LeanSubscriber(asyncio.Protocol):
         self.on_event = on_event
         self.expect = expect  # the status code the head must carry
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()  # socket gone
         self.transport: asyncio.Transport | None = None
         self.events = 0
         self._buffer = b""
@@ -67,21 +70,19 @@ class LeanSubscriber(asyncio.Protocol):
         event = orjson.loads(data)
         self.events += 1
         self.on_event(time.time(), event, self.events == 1)
-        if event["status"] in TERMINAL:
-            self._finish(None)
+        if event["status"] in TERMINAL and not self.done.done():
+            self.done.set_result(None)
 
-    def _finish(self, error: Exception | None) -> None:
+    def _finish(self, error: Exception) -> None:
         if self.done.done():
             return
-        if error is None:
-            self.done.set_result(None)
-        else:
-            self.done.set_exception(error)
+        self.done.set_exception(error)
         if self.transport is not None:
             self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._finish(ConnectionError(f"connection lost before the terminal event ({exc})"))
+        self.closed.set_result(None)
 
 
 class SseSubscriber(LeanSubscriber):
@@ -94,6 +95,8 @@ class SseSubscriber(LeanSubscriber):
         for line in lines:
             if line.startswith(b"data: "):
                 self._event(line[6:])
+            elif line == b"0\r" and self.done.done() and self.transport is not None:
+                self.transport.close()  # the last chunk of the response: the stream is over
         return rest
 
 

@@ -199,6 +199,7 @@ async def fanout(stack: Stack, subscribers: int, tasks: int, duration: float) ->
     cpu_before, started = cpu_seconds(stack.api_pid), time.perf_counter()
     stack.start_worker()
     await asyncio.gather(*(c.done for c in clients))
+    await asyncio.gather(*(c.closed for c in clients))  # every stream's end is in the CPU time
     cpu = cpu_seconds(stack.api_pid) - cpu_before
     wall = time.perf_counter() - started
     await redis.aclose()

@@ -52,6 +52,9 @@ class ApiMetrics:
         )
         self.hub_reconnects = Counter("taskcast_hub_reconnects", "Pub/sub reconnections of the hubs.")
         self.hub_resyncs = Counter("taskcast_hub_resyncs", "Re-reads of every watched task by the hubs.")
+        self.hub_superseded = Counter(
+            "taskcast_hub_superseded", "Events replaced by a newer state of their task read with them."
+        )
         self.hub_watched = Gauge(
             "taskcast_hub_watched_tasks", "Tasks the hubs are subscribed to.", multiprocess_mode="livesum"
         )
@@ -167,6 +170,7 @@ def observe_many(histogram: Histogram, amount: float, n: int) -> None:
 class _HubCounts:
     reconnects: int = 0
     resyncs: int = 0
+    superseded: int = 0
     watched: int = 0
     subscribers: int = 0
     connected: int = 0
@@ -196,22 +200,29 @@ class HubMeter:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        self._apply(_HubCounts(self._last.reconnects, self._last.resyncs))
+        last = self._last
+        self._apply(_HubCounts(last.reconnects, last.resyncs, last.superseded))
 
     def sync(self) -> None:
         hub = self.hub
         counts = _HubCounts(
-            hub.reconnects, hub.resyncs, hub.watched_count, hub.subscriber_count, int(hub.healthy)
+            hub.reconnects,
+            hub.resyncs,
+            hub.superseded,
+            hub.watched_count,
+            hub.subscriber_count,
+            int(hub.healthy),
         )
         self._apply(counts)
 
     def _apply(self, counts: _HubCounts) -> None:
         m = api_metrics()
-        reconnects, resyncs, watched, subscribers, connected = (
+        reconnects, resyncs, superseded, watched, subscribers, connected = (
             new - old for new, old in zip(astuple(counts), astuple(self._last), strict=True)
         )
         m.hub_reconnects.inc(max(0, reconnects))
         m.hub_resyncs.inc(max(0, resyncs))
+        m.hub_superseded.inc(max(0, superseded))
         m.hub_watched.inc(watched)
         m.hub_subscribers.inc(subscribers)
         m.hub_connected.inc(connected)

@@ -204,7 +204,8 @@ class Subscriber:
 
     def close(self) -> None:
         self.closed = True
-        self._wake()
+        if not self.ended:  # an ended stream is woken by `ends`, after the burst it ended in
+            self._wake()
 
     @contextmanager
     def answering(self) -> Iterator[None]:

@@ -59,6 +59,7 @@ async def test_2000_subscribers_share_two_redis_connections_and_each_stream_ends
 
     start_worker(max_concurrency=TASKS)
     await asyncio.wait_for(asyncio.gather(*(s.done for s in subscribers)), 60)
+    await asyncio.wait_for(asyncio.gather(*(s.closed for s in subscribers)), 30)  # and every stream ended
     after = await api_connections(redis)
 
     assert while_open == 2 and after == 2
