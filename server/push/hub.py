@@ -3,9 +3,10 @@
     watch(sub, id) ─▶ refcount+1 ─▶ first? SUBSCRIBE and await Redis's confirmation
                   ─▶ snapshot of the hash (batched with other watchers') ─▶ sub.offer(snapshot)
     reader task   ─▶ get_message(timeout) ─▶ decode seq/status once ─▶ held, newest per task
-                  ─▶ once the reader has taken in all Redis sent (it waits again): offer() each
-                     held event to each watcher (an idle stream's send is called there,
-                     server/push/subscriber.py) ─▶ `delivered(event, n)` once for the n sent so
+                  ─▶ once the reader waits again, a chunk of deliveries per turn (held.py):
+                     offer() each held event to each watcher (an idle stream's send is called
+                     there, server/push/subscriber.py) ─▶ `delivered(event, n)` once for the n
+                     sent so
                      (on a cluster: one connection and reader per primary, SSUBSCRIBE; sharded_link.py)
                   └▶ error or silence ─▶ reconnect (backoff + jitter) ─▶ resubscribe ─▶ resync
     resync        ─▶ pipelined snapshots of every watched task ─▶ offer() (subscribers drop
@@ -30,6 +31,7 @@ from redis.asyncio.cluster import RedisCluster
 from server.push.confirmations import Confirmations
 from server.push.departures import Departures
 from server.push.ends import Ends
+from server.push.held import Held
 from server.push.pubsub_link import Message, PubSubLink
 from server.push.sharded_link import ShardedLink
 from server.push.snapshots import Snapshots
@@ -67,8 +69,7 @@ class Hub:
         self._link_writes = asyncio.Lock()  # keeps an UNSUBSCRIBE from overtaking a later SUBSCRIBE
         self._watchers: dict[str, set[Subscriber]] = {}
         self._ends = Ends()
-        self._held: dict[str, Event] = {}  # read, not offered yet: the newest state per task
-        self.superseded = 0  # events replaced by a newer state of their task before they went out
+        self._held = Held(self._offer, self._ends.busy)  # read, not offered yet (held.py)
         self._subscribers: set[Subscriber] = set()
         self._reader: asyncio.Task[None] | None = None
         self.watchdog = Watchdog(
@@ -110,6 +111,11 @@ class Hub:
     @property
     def subscriber_count(self) -> int:
         return len(self._subscribers)
+
+    @property
+    def superseded(self) -> int:
+        """Events that never went out: a newer state of their task was read before their turn."""
+        return self._held.superseded
 
     @property
     def watched_count(self) -> int:
@@ -209,48 +215,26 @@ class Hub:
     def _handle(self, message: Message) -> None:
         kind, channel, data = message["type"], message.get("channel"), message.get("data")
         if kind in _EVENTS and isinstance(data, bytes):
-            self._hold(data)
+            event = _decoded(data)
+            if event is not None:
+                self._held.hold(event)
         elif kind in _CONFIRMS and isinstance(channel, bytes):
             self._confirmations.confirmed(channel.decode())
-
-    def _hold(self, payload: bytes) -> None:
-        """Keep the event until the reader has read everything Redis has sent so far.
-
-        The offers run in one callback once the reader waits for the socket again, so a newer
-        state of the same task read in the meantime replaces an older one before it goes out:
-        at a task's end, its last progress step and DONE come a millisecond apart, and every
-        watcher gets DONE without waiting behind thousands of sends of a state already past.
-        That is the latest-state slot's rule (README, "superseded"), applied before the sends.
-        """
-        event = _decoded(payload)
-        if event is None:
-            return
-        held = self._held.get(event.task_id)
-        if held is not None:
-            self.superseded += 1
-            if held.seq > event.seq:
-                return
-        elif not self._held:
-            asyncio.get_running_loop().call_soon(self._offer_held)
-        self._held[event.task_id] = event
-
-    def _offer_held(self) -> None:
-        held, self._held = self._held, {}
-        self._ends.busy()
-        for event in held.values():
-            self._offer(event)
 
     def _dispatch(self, payload: bytes) -> None:
         event = _decoded(payload)
         if event is not None:
             self._offer(event)
 
-    def _offer(self, event: Event) -> None:
+    def _offer(self, event: Event) -> int:
+        """Offer `event` to its task's watchers; how many there are."""
+        watchers = self._watchers.get(event.task_id, ())
         sent = 0
-        for sub in self._watchers.get(event.task_id, ()):
+        for sub in watchers:
             sent += sub.offer(event)
         if sent:
             self.delivered(event, sent)
+        return len(watchers)
 
     # -- the reader ------------------------------------------------------------------------
 
