@@ -7,9 +7,9 @@ receiver  {"op": "list", "status"?, "kind"?, "limit"?} ─▶ rows frame ("repla
 tailer    each feed tick, while the list is live (first page): the newest ids of its indexes
           (read by the feed, which asks each session which indexes it tails) not shown yet and
           newer than the list was when listed, at most TAIL_PER_TICK ─▶ watched ─▶ rows
-          ("prepend": each placed by age, as the feed reads one index a tick and an index read
-          later may hold a task older than the top row); rows pushed past the limit are
-          unwatched. So a dashboard's Redis cost is bounded by rows, not by tasks.
+          ("prepend": each placed by age, as the feed may read an index's head a tick after
+          another's, and it may hold a task older than the top row); rows pushed past the limit
+          are unwatched. So a dashboard's Redis cost is bounded by rows, not by tasks.
 sender    the only writer: the latest stats frame, answers, and each watched task's events
           (the hub's one pub/sub connection; at most one unsent state per task)
 """
@@ -173,8 +173,8 @@ class DashboardSession:
         return [state for _, state in rows]
 
     def _live(self) -> bool:
-        """Rows are pushed on top of a list the client asked for, never before its "replace";
-        a list the user paged through ("more") stays as it is."""
+        """Rows are pushed into a list the client asked for, never before its "replace"; a list
+        the user paged through ("more") stays as it is."""
         return self.listed and not (self.rows and len(self.rows) > self.limit)
 
     # -- helpers ---------------------------------------------------------------------------
