@@ -4,8 +4,10 @@
                    (an index's size = what entered it - what left it == its ZCARD), and the ends
                    of the last 360 seconds, '<kind> <status>@<second % 360>' = second * 2^20 + n
     OpsReader.read one opsread.lua call per Redis node (one on a single node, one per primary on a
-                   cluster): for each shard the tally fields asked for, the depth of the queue
-                   shards asked for, the newest ids of the indexes asked for
+                   cluster): for each shard the tally fields asked for, the delayed and dead
+                   letter counts of the queue shards asked for, and the newest ids of those of
+                   the indexes asked for that the tallies just read say something entered
+                   (never the streams: what waits there is PENDING minus delayed)
     reconcile.lua  once per process and shard, before its tallies are used: tallies := ZCARDs
 
 So a reader's cost follows the nodes and what changed, never the number of tasks.
@@ -22,7 +24,6 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from taskstore.depth import QueueDepth
 from taskstore.keys import Keys, Shard
 from taskstore.model import TaskStatus
 from taskstore.scripts import Script
@@ -101,30 +102,52 @@ class Tallies:
         return done, failed
 
 
+@dataclass(frozen=True, slots=True)
+class Sidelined:
+    """A queue's tasks off its stream: PENDING ones waiting for their time, and dead letters."""
+
+    delayed: int = 0
+    dead: int = 0
+    due: float | None = None  # when the first delayed one is due (None: none is delayed)
+
+
+def sidelined_sum(parts: Iterable[Sidelined]) -> Sidelined:
+    """Shards' counts added up (the earliest due time)."""
+    rows = list(parts)
+    dues = [p.due for p in rows if p.due is not None]
+    return Sidelined(sum(p.delayed for p in rows), sum(p.dead for p in rows), min(dues, default=None))
+
+
 @dataclass
 class ShardRead:
     """What one read gave for one shard (tag)."""
 
     fields: list[bytes | None]
-    depths: dict[str, QueueDepth]  # by kind, the kinds asked for
+    sidelined: dict[str, Sidelined]  # by kind, the kinds asked for
     heads: dict[str, list[Position]]  # by index key
+
+
+@dataclass(frozen=True, slots=True)
+class HeadAsk:
+    """An index whose newest ids to read if something entered it since it held `entered`
+    (opsread.lua decides, from the tallies it reads in the same call)."""
+
+    key: str
+    rank: int  # the order in which moved indexes are read, lowest first
+    entered: int  # what had entered it, by the tallies, when the caller last read its head
 
 
 @dataclass
 class Ask:
-    """What to read of one shard: its tallies' fields, some kinds' queue depth, some heads.
-
-    Without `depth_full`, a depth is the stream's length and pending count only: its delayed
-    and dead counts come back as -1 (they move with retries and failures, not with every task).
-    """
+    """What to read of one shard: its tallies' fields, some kinds' delayed and dead letter
+    counts, the newest ids of some indexes (which need the tallies)."""
 
     tallies: bool = True
-    depth_kinds: list[str] = field(default_factory=list)
-    heads: list[str] = field(default_factory=list)
-    depth_full: bool = True
+    sidelined_kinds: list[str] = field(default_factory=list)
+    heads: list[HeadAsk] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return self.tallies or bool(self.depth_kinds) or bool(self.heads)
+        return self.tallies or bool(self.sidelined_kinds) or bool(self.heads)
 
 
 def _script(name: str) -> Script:
@@ -157,6 +180,12 @@ class OpsReader:
         self._shards: dict[str, dict[str, Shard]] = {
             kind: {s.tag: s for s in keys.of_kind(kind).all_shards} for kind in self.kinds
         }
+        self._index_of = {
+            keys.index(kind, status, tag): (kind, status)
+            for kind in self.kinds
+            for status in TaskStatus
+            for tag in self.tags
+        }
         self._reconciled = False
 
     def queue_shard(self, kind: str, tag: str) -> Shard | None:
@@ -175,16 +204,17 @@ class OpsReader:
         self._reconciled = True
 
     async def read(
-        self, fields: Sequence[str], asks: dict[str, Ask], head_count: int, now: float
+        self, fields: Sequence[str], asks: dict[str, Ask], head_count: int, now: float, rows: int = 0
     ) -> dict[str, ShardRead]:
         """Each shard's answer to its Ask, one script call per node (a call per shard on a node
-        that no longer holds one of them: a slot moved, a failover)."""
+        that no longer holds one of them: a slot moved, a failover). Of the indexes asked for
+        that something entered, each call reads heads until they may hold `rows` new ids."""
         await self.reconcile()
         wanted = {tag: ask for tag, ask in asks.items() if ask}
         header: list[str | int] = [
-            self.keys.group,
             head_count,
             repr(now - self.result_ttl),
+            rows,
             len(fields),
             *fields,
         ]
@@ -214,33 +244,51 @@ class OpsReader:
         self, tags: list[str], asks: dict[str, Ask], header: list[str | int], fields: Sequence[str]
     ) -> dict[str, ShardRead]:
         args = list(header)
+        at = {name: n for n, name in enumerate(fields, 1)}
         for tag in tags:
-            args += self._block(tag, asks[tag])
-        self.on_commands(1, sum(self._commands(tag, asks[tag]) for tag in tags))
+            args += self._block(tag, asks[tag], at)
         reply = await self.read_script(self.redis, [self.keys.tallies(tags[0])], args)
-        return {tag: self._parse(tag, asks[tag], part, fields) for tag, part in zip(tags, reply, strict=True)}
+        reads = {tag: self._parse(tag, asks[tag], r, fields) for tag, r in zip(tags, reply, strict=True)}
+        self.on_commands(1, sum(_commands(asks[tag], reads[tag]) for tag in tags))
+        return reads
 
-    def _block(self, tag: str, ask: Ask) -> list[str | int]:
-        shards = [s for s in (self.queue_shard(kind, tag) for kind in ask.depth_kinds) if s is not None]
+    def _block(self, tag: str, ask: Ask, at: dict[str, int]) -> list[str | int]:
+        """The shard's part of the ARGV (opsread.lua); `at`: each field's position in the call."""
+        shards = self._queue_shards(tag, ask)
         block: list[str | int] = [self.keys.tallies(tag) if ask.tallies else "", len(shards)]
-        for shard in shards:
-            block.append(shard.stream)
-            block += [shard.delayed, shard.dead_letter] if ask.depth_full else ["", ""]
-        return [*block, len(ask.heads), *ask.heads]
+        for shard in shards.values():
+            block += [shard.delayed, shard.dead_letter]
+        block.append(len(ask.heads))
+        for head in ask.heads:
+            kind, status = self._index_of[head.key]
+            ins = [at[f] for f in in_fields(kind, status)]
+            outs = [at[f] for f in out_fields(kind, status)]
+            block += [head.key, head.rank, head.entered, len(ins), *ins, len(outs), *outs]
+        return block
 
-    def _commands(self, tag: str, ask: Ask) -> int:
-        """What opsread.lua runs for the shard: HMGET, 2 or 4 per queue shard, ZRANGE per index."""
-        shards = sum(self.queue_shard(kind, tag) is not None for kind in ask.depth_kinds)
-        return int(ask.tallies) + (4 if ask.depth_full else 2) * shards + len(ask.heads)
+    def _queue_shards(self, tag: str, ask: Ask) -> dict[str, Shard]:
+        """By kind, the queue shards of `tag` whose delayed and dead letter counts are asked for."""
+        shards = {kind: self.queue_shard(kind, tag) for kind in ask.sidelined_kinds}
+        return {kind: shard for kind, shard in shards.items() if shard is not None}
 
     def _parse(self, tag: str, ask: Ask, reply: list[Any], fields: Sequence[str]) -> ShardRead:
-        values, depths, heads = reply
-        kinds = [kind for kind in ask.depth_kinds if self.queue_shard(kind, tag) is not None]
+        values, sidelined, heads = reply
+        read = dict(zip(heads[::2], heads[1::2], strict=True))
         return ShardRead(
             fields=list(values),
-            depths={kind: QueueDepth(*map(int, d)) for kind, d in zip(kinds, depths, strict=True)},
-            heads={key: _positions(h) for key, h in zip(ask.heads, heads, strict=True)},
+            sidelined={
+                kind: Sidelined(int(delayed), int(dead), None if due is None else float(due))
+                for kind, (delayed, due, dead) in zip(self._queue_shards(tag, ask), sidelined, strict=True)
+            },
+            heads={_text(key): _positions(h) for key, h in read.items()},
         )
+
+
+def _commands(ask: Ask, read: ShardRead) -> int:
+    """What opsread.lua ran for the shard: HMGET; ZCARD and XLEN per queue shard, and a ZRANGE
+    for the first due time where some are delayed; a ZRANGE per index read."""
+    sidelined = sum(2 + (s.delayed > 0) for s in read.sidelined.values())
+    return int(ask.tallies) + sidelined + len(read.heads)
 
 
 def _positions(flat: list[Any]) -> list[Position]:

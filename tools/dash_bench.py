@@ -18,7 +18,8 @@ Per phase: tasks submitted/s, API CPU % (of one core, /proc), Redis CPU % and Re
                  on /metrics, where="sent"); feed inside: the commands those scripts ran
   (un)subscribe  the hub's SUBSCRIBE/UNSUBSCRIBE (SSUBSCRIBE/SUNSUBSCRIBE on a cluster) for the
                  rows the page shows (INFO commandstats: nothing else subscribes here)
-  rows           rows pushed on top of the list; each was read once (a snapshot script call)
+  rows           rows pushed into the live list; each was read once (a snapshot script call,
+                 which runs one HMGET: two commands by Redis's own count)
 The idle pair also gives Redis's own count of everything the dashboard adds (on minus off).
 
 On a busy machine the phases' CPU figures are noisy; a profile attributes the cost instead:

@@ -5,8 +5,11 @@ receiver  {"op": "list", "status"?, "kind"?, "limit"?} ─▶ rows frame ("repla
           {"op": "timeline", "task_id"}                ─▶ timeline frame; the task's events follow
           a bad frame ─▶ {"type": "error", "detail"} and the socket stays open
 tailer    each feed tick, while the list is live (first page): the newest ids of its indexes
-          not shown yet, at most TAIL_PER_TICK ─▶ watched ─▶ rows ("prepend"); rows pushed past
-          the limit are unwatched. So a dashboard's Redis cost is bounded by rows, not by tasks.
+          (read by the feed, which asks each session which indexes it tails) not shown yet and
+          newer than the list was when listed, at most TAIL_PER_TICK ─▶ watched ─▶ rows
+          ("prepend": each placed by age, as the feed may read an index's head a tick after
+          another's, and it may hold a task older than the top row); rows pushed past the limit
+          are unwatched. So a dashboard's Redis cost is bounded by rows, not by tasks.
 sender    the only writer: the latest stats frame, answers, and each watched task's events
           (the hub's one pub/sub connection; at most one unsent state per task)
 """
@@ -20,7 +23,7 @@ from typing import Any
 import orjson
 from fastapi import WebSocket
 
-from server.ops.opsfeed import OpsFeed
+from server.ops.opsfeed import HEAD, OpsFeed
 from server.ops.tasklist import Filter, make_filter, with_kind
 from server.push.hub import Hub
 from server.push.subscriber import Event, Subscriber, TooManyNotices
@@ -28,7 +31,7 @@ from taskstore import TaskNotFound, TaskStatus
 from taskstore.index import Cursor, Position, TaskIndex
 from taskstore.shards import looks_like_task_id
 
-TAIL_PER_TICK = 3
+TAIL_PER_TICK = HEAD  # the feed reads as many newest ids of an index
 MAX_ROWS = 500
 _STATS = b""  # the notice standing for "send the feed's latest frame"
 
@@ -45,7 +48,8 @@ class DashboardSession:
         self.kinds = list(kinds)
         self.where: Filter = make_filter(None, None, self.kinds)
         self.limit = 50
-        self.rows: list[Position] = []
+        self.rows: list[Position] = []  # newest first
+        self.since: Position = (0.0, "")  # the newest row when listed: the tail adds newer ones
         self.next_cursor: Cursor | None = None
         self.timeline: str | None = None
         self.listed = False
@@ -63,6 +67,10 @@ class DashboardSession:
             self.sub.notify(_STATS)
         except TooManyNotices:
             self.sub.close()  # a client that reads nothing; never an error in the shared feed
+
+    def tailed(self) -> list[str]:
+        """Asked by the feed each tick: the indexes whose newest ids the tailer waits for."""
+        return self._index_keys() if self._live() else []
 
     # -- sender ----------------------------------------------------------------------------
 
@@ -110,6 +118,7 @@ class DashboardSession:
             page = await self.index.page(self._index_keys(), limit)
             rows = await self._watch(page.positions)
             self.rows, self.next_cursor = [p for p, _ in rows], page.next_cursor
+            self.since = self.rows[0] if self.rows else (0.0, "")
             self.listed = True
         self._send_rows("replace", [state for _, state in rows])
 
@@ -148,23 +157,25 @@ class DashboardSession:
                 self._send_rows("prepend", added)
 
     async def _tail(self) -> list[dict[str, Any]]:
-        # Rows are pushed on top of a list the client asked for, never before its "replace".
-        if not self.listed or (self.rows and self._first_page_passed()):
+        if not self._live():
             return []
-        top = self.rows[0] if self.rows else (0.0, "")
-        heads = [p for key in self._index_keys() for p in self.feed.heads.get(key, [])]
-        fresh = sorted({p for p in heads if p > top}, reverse=True)[:TAIL_PER_TICK]
-        rows = await self._watch(fresh)
-        self.rows = [p for p, _ in rows] + self.rows
+        # Older than the last row of a full list, a task would be pushed out at once.
+        floor = max(self.since, self.rows[-1] if len(self.rows) >= self.limit else self.since)
+        shown = self._shown()
+        heads = {p for key in self._index_keys() for p in self.feed.heads.get(key, [])}
+        fresh = sorted((p for p in heads if p > floor and p[1] not in shown), reverse=True)
+        rows = await self._watch(fresh[:TAIL_PER_TICK])
+        self.rows = sorted([p for p, _ in rows] + self.rows, reverse=True)
         dropped, self.rows = self.rows[self.limit :], self.rows[: self.limit]
         if dropped:
             self.next_cursor = Cursor(*self.rows[-1])
             await self._unwatch([task_id for _, task_id in dropped])
         return [state for _, state in rows]
 
-    def _first_page_passed(self) -> bool:
-        """A list the user paged through ("more") stays as it is: no rows pushed in on top."""
-        return len(self.rows) > self.limit
+    def _live(self) -> bool:
+        """Rows are pushed into a list the client asked for, never before its "replace"; a list
+        the user paged through ("more") stays as it is."""
+        return self.listed and not (self.rows and len(self.rows) > self.limit)
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -1,18 +1,27 @@
 """The dashboards' shared feed: one cheap read a second per API process, whatever the number
 of open dashboards, and only while at least one is open.
 
-    join() ─▶ first user starts the loop ─▶ backfill: the shards' rings of ends (5 minutes), once
-           ─▶ every second, one script call per Redis node (taskstore/tallies.py):
-                1. every shard's tallies: the status counts and the ends of the last seconds
-                2. only where those moved (and every DEPTH_EVERY ticks): the queue depth of the
-                   shards that changed (stream length and pending; the delayed and dead counts
-                   every DEPTH_EVERY ticks), the newest ids of the indexes that changed
+    join() ─▶ first watcher starts the loop ─▶ backfill: the shards' rings of ends (5 minutes), once
+           ─▶ every second, ONE script call per Redis node (taskstore/tallies.py), reading:
+                - every shard's tallies: the status counts and the ends of the last seconds;
+                  queued = PENDING - delayed, so no queue stream is read
+                - the delayed and dead letter counts of a shard's queues every ASIDE_EVERY ticks
+                  (staggered over the shards), on the tick after its tallies show a move that
+                  changes them (a failure, a retry, a cancel), and while a delayed one is due
+                - the newest ids of a few indexes: of those the open dashboards' live lists
+                  tail, the ones the tallies read in the same call say something entered since
+                  their heads were read, the longest unread first, until they may hold HEAD new
+                  ids (what a list's tail takes a tick): under load one index per node, in turn,
+                  however many move
               and the workers' hash every WORKERS_EVERY ticks (they beat every 2 s)
-           ─▶ one JSON frame, encoded once ─▶ each session's on_tick(): it sends the latest frame
-    leave() ─▶ the loop ends with the last user; the chart points stay (a reload keeps them)
+           ─▶ one JSON frame, encoded once ─▶ each watcher's on_tick(): it sends the latest frame
+    leave() ─▶ the loop ends with the last watcher; the chart points stay (a reload keeps them)
 
-Idle, that is one call per node a second; under load two. A second's ends never change once
-it is over, so only the last few are read again; the rest of the chart stays here.
+So a second costs one call per node, an HMGET per shard and an index read or so per node,
+plus the rare delayed and dead-letter counts: none of it follows the task rate. A second's ends
+never change once it is over, so only the last few are read again; the rest of the chart stays
+here. What a scheduled submit adds to the delayed set is tallied as any submit, so until the
+next staggered read it counts as queued (at most ASIDE_EVERY seconds).
 """
 
 from __future__ import annotations
@@ -20,39 +29,65 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
-from dataclasses import replace
-from typing import Any
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import orjson
 from redis.exceptions import RedisError
 
 from server.ops import metrics
 from taskstore import TaskStatus
-from taskstore.depth import QueueDepth, added
 from taskstore.index import Position, TaskIndex
 from taskstore.opsstats import Stats, build_stats
 from taskstore.tallies import (
     Ask,
+    HeadAsk,
     OpsReader,
+    Sidelined,
     Tallies,
     count_fields,
     end_fields,
     in_fields,
     out_fields,
+    sidelined_sum,
 )
 from taskstore.workers import Heartbeats, WorkerBeat
 
 log = logging.getLogger(__name__)
 
 HISTORY = 300  # seconds of chart points
-HEAD = 20  # newest ids read per index, for the dashboards' live lists
+HEAD = 3  # newest ids read per index: as many as a list's tail takes in a tick
 RECENT = 4  # seconds of ends read again each tick: the current one, and a margin for clock skew
-DEPTH_AFTER = 2  # ticks a shard's queue depth is read again after its counts moved (acks lag)
-DEPTH_EVERY = 5  # ticks between reads of every queue shard's whole depth, changed or not
+ASIDE_EVERY = 10  # ticks between reads of a queue shard's delayed and dead letter counts
 WORKERS_EVERY = 2  # ticks between reads of the workers' heartbeats
 
 Point = list[float | int | None]  # [second, done, failed, queued, running]
+
+
+class Watcher(Protocol):
+    """An open dashboard, as the feed sees it."""
+
+    def on_tick(self) -> None:
+        """A new frame is ready (called after every sample)."""
+
+    def tailed(self) -> list[str]:
+        """The index keys whose newest ids its live list waits for (none when not live)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Headed:
+    """An index as the tallies gave it when its head was read (or when a list began tailing it:
+    what was in it then is on the list's first page)."""
+
+    entered: int  # members that ever entered it
+    tick: int  # when its head was read; -1 for never
+
+
+def _aside_fields(kind: str) -> list[str]:
+    """The tallies of the moves that change a delayed set or the dead letters: a failure (its
+    dead letter), a retry (into the delayed set), a cancel of a waiting task (out of it)."""
+    return [*in_fields(kind, TaskStatus.FAILED), f"{kind} RUNNING>PENDING", f"{kind} PENDING>CANCELLED"]
 
 
 class OpsFeed:
@@ -69,32 +104,38 @@ class OpsFeed:
         self.ticks = 0
         self._ends = Tallies()  # DONE and FAILED by kind and second, for the chart and the rates
         self._seen: dict[str, dict[str, int]] = {}  # each shard's count fields, last read
-        self._headed: dict[str, tuple[int, ...]] = {}  # index key -> its tallies when heads were read
-        self._depths: dict[tuple[str, str], QueueDepth] = {}  # (kind, tag) -> last depth read
-        self._changed_at: dict[str, int] = {}  # tag -> the last tick its counts changed
+        self._headed: dict[str, Headed] = {}  # by index key
+        self._sidelined: dict[tuple[str, str], Sidelined] = {}  # (kind, tag) -> last read
+        self._moved_aside: set[str] = set()  # tags whose delayed or dead letter counts may have moved
         self._workers: list[WorkerBeat] = []
         self._samples: dict[int, tuple[int, int]] = {}  # second -> (queued, running) as sampled
         self._count_fields = count_fields(self.kinds)
+        self._aside_fields = [f for kind in self.kinds for f in _aside_fields(kind)]
         self._index_of = {
             reader.keys.index(kind, status, tag): (kind, status, tag)
             for kind in self.kinds
             for status in TaskStatus
             for tag in reader.tags
         }
+        self._indexes: dict[str, list[str]] = defaultdict(list)  # by tag
+        for key, (_, _, tag) in self._index_of.items():
+            self._indexes[tag].append(key)
+        new = {shard.tag for kind in self.kinds for shard in reader.keys.of_kind(kind).shards}
+        self._closed = set(reader.tags) - new  # shards no new task goes to
         self._backfilled = False
-        self._listeners: set[Callable[[], None]] = set()
+        self._watchers: set[Watcher] = set()
         self._loop: asyncio.Task[None] | None = None
         self._first = asyncio.Event()
 
-    async def join(self, on_tick: Callable[[], None]) -> None:
-        """Call `on_tick` after every sample from now on; returns once a frame exists."""
-        self._listeners.add(on_tick)
+    async def join(self, watcher: Watcher) -> None:
+        """Call `watcher.on_tick` after every sample from now on; returns once a frame exists."""
+        self._watchers.add(watcher)
         if self._loop is None or self._loop.done():
             self._loop = asyncio.create_task(self._run(), name="ops-feed")
         await self._first.wait()
 
-    def leave(self, on_tick: Callable[[], None]) -> None:
-        self._listeners.discard(on_tick)
+    def leave(self, watcher: Watcher) -> None:
+        self._watchers.discard(watcher)
 
     async def stop(self) -> None:
         if self._loop is not None:
@@ -103,7 +144,7 @@ class OpsFeed:
 
     async def _run(self) -> None:
         self._backfilled = False  # the seconds while no one watched are read again
-        while self._listeners:
+        while self._watchers:
             started = time.time()
             await self._tick(started)
             # Ticks on the second: every dashboard of every process moves in step.
@@ -120,19 +161,18 @@ class OpsFeed:
             ).decode()
         self.ticks += 1
         self._first.set()
-        for listener in list(self._listeners):
-            listener()
+        for watcher in list(self._watchers):
+            watcher.on_tick()
 
     async def _sample(self, now: float) -> Stats:
         if not self._backfilled:
             await self._read_ends(range(int(now) - HISTORY, int(now) + 1), now)
             self._backfilled = True
-        tallies = await self._read_tallies(now)
-        await self._read_changes(now)
+        tallies = await self._read(now)
         if self.ticks % WORKERS_EVERY == 0:
             self._workers = await self.heartbeats.live(self.gone_after, now)
             metrics.ops_reads(1, 0)  # its HGETALL (a dead worker's HDEL aside)
-        stats = build_stats(self.kinds, tallies, self._kind_depths(), now, ends=self._ends)
+        stats = build_stats(self.kinds, tallies, self._kind_sidelined(), now, ends=self._ends)
         self._record(int(now), stats)
         return stats
 
@@ -155,64 +195,93 @@ class OpsFeed:
         for old in [key for key in self._ends.by_second if key[1] < oldest]:
             del self._ends.by_second[old]
 
-    async def _read_tallies(self, now: float) -> Tallies:
-        """Every shard's counts and its ends of the last RECENT seconds (call 1 of a tick)."""
+    async def _read(self, now: float) -> Tallies:
+        """A tick's one call per node: every shard's counts and its ends of the last RECENT
+        seconds, the delayed and dead letter counts of the shards due a look, the heads of the
+        tailed indexes that those counts say moved."""
         counts = self._count_fields
         recent = range(int(now) - RECENT + 1, int(now) + 1)
         fields = counts + end_fields(self.kinds, recent)
-        reads = await self.reader.read(fields, {tag: Ask() for tag in self.reader.tags}, 0, now)
-        tallies = Tallies()
+        tailed = {key for watcher in self._watchers for key in watcher.tailed()}
+        asks = {}
+        for n, tag in enumerate(self.reader.tags):
+            tallies = self._tallies_due(tag, n)
+            heads = self._head_asks(tag, tailed) if tallies else []
+            asks[tag] = Ask(tallies, self._aside_kinds(tag, n, now), heads)
+        reads = await self.reader.read(fields, asks, HEAD, now, rows=HEAD)
         for tag, read in reads.items():
-            tallies.add(counts, read.fields[: len(counts)])
-            seen = {f: int(v) for f, v in zip(counts, read.fields, strict=False) if v is not None}
-            if seen != self._seen.get(tag):
-                self._changed_at[tag] = self.ticks
-            self._seen[tag] = seen
-        self._keep_ends(recent, fields, [read.fields for read in reads.values()])
-        return tallies
-
-    async def _read_changes(self, now: float) -> None:
-        """The depth of the shards whose counts changed in the last DEPTH_AFTER ticks (of every
-        shard, delayed and dead counts too, every DEPTH_EVERY ticks: a due retry or a requeue
-        moves no count), the heads of the indexes whose counts changed since their heads were
-        read (call 2, when any)."""
-        every = self.ticks % DEPTH_EVERY == 0
-        asks: dict[str, Ask] = {}
-        for tag in self.reader.tags:
-            changed_at = self._changed_at.get(tag)
-            changed = every or (changed_at is not None and self.ticks - changed_at <= DEPTH_AFTER)
-            depth_kinds = self.kinds if changed else []
-            full = every or any((kind, tag) not in self._depths for kind in depth_kinds)
-            heads = self._stale_heads(tag)
-            asks[tag] = Ask(tallies=False, depth_kinds=depth_kinds, heads=heads, depth_full=full)
-        reads = await self.reader.read([], asks, HEAD, now)
-        for tag, read in reads.items():
-            for kind, depth in read.depths.items():
-                self._depths[(kind, tag)] = self._with_known(self._depths.get((kind, tag)), depth)
+            if asks[tag].sidelined_kinds:
+                self._moved_aside.discard(tag)
+            if asks[tag].tallies:
+                self._note_counts(tag, read.fields)
+            for kind, sidelined in read.sidelined.items():
+                self._sidelined[(kind, tag)] = sidelined
             for key, positions in read.heads.items():
                 self.heads[key] = positions
-                self._headed[key] = self._index_tally(key)
+                self._headed[key] = Headed(self._index_size(key)[0], self.ticks)
+        self._keep_ends(recent, fields, [read.fields for read in reads.values() if read.fields])
+        return Tallies(values=self._counts())
 
-    @staticmethod
-    def _with_known(known: QueueDepth | None, read: QueueDepth) -> QueueDepth:
-        """`read`, its delayed and dead counts taken from `known` where they were not read (-1)."""
-        if read.delayed >= 0 or known is None:
-            return read
-        return replace(read, delayed=known.delayed, dead=known.dead)
+    def _counts(self) -> dict[str, int]:
+        """Every shard's counts as last read, added up."""
+        total: dict[str, int] = defaultdict(int)
+        for seen in self._seen.values():
+            for name, value in seen.items():
+                total[name] += value
+        return dict(total)
 
-    def _stale_heads(self, tag: str) -> list[str]:
-        """The indexes of the shard whose members changed since their heads were read."""
-        keys = [self.reader.keys.index(kind, status, tag) for kind in self.kinds for status in TaskStatus]
-        return [key for key in keys if self._headed.get(key) != self._index_tally(key)]
+    def _tallies_due(self, tag: str, n: int) -> bool:
+        """Every shard's tallies are read every tick, but those of a shard no new task goes to
+        (the legacy queue's) while its indexes are empty: only a task from before the indexes
+        could enter them, so they are read on the shard's turn (every ASIDE_EVERY ticks)."""
+        if tag not in self._closed or tag not in self._seen or self._turn(tag, n):
+            return True
+        return any(self._index_size(key)[1] for key in self._indexes[tag])
 
-    def _index_tally(self, key: str) -> tuple[int, ...]:
-        """What entered and left the index, as last read: its heads change only with these."""
+    def _turn(self, tag: str, n: int) -> bool:
+        """The n-th shard's turn for its rare reads: every ASIDE_EVERY ticks, staggered, so the
+        reads are spread over the ticks."""
+        return (self.ticks + n) % ASIDE_EVERY == 0
+
+    def _note_counts(self, tag: str, reply: list[bytes | None]) -> None:
+        seen = {f: int(v) for f, v in zip(self._count_fields, reply, strict=False) if v is not None}
+        before = self._seen.get(tag, {})
+        if any(seen.get(f) != before.get(f) for f in self._aside_fields):
+            self._moved_aside.add(tag)
+        self._seen[tag] = seen
+
+    def _aside_kinds(self, tag: str, n: int, now: float) -> list[str]:
+        """The kinds whose delayed and dead letter counts to read in shard `tag` (the n-th):
+        all, on its turn, after a move that changes them, while a delayed task is due (the
+        promoter moves it onto the stream), or when they were never read."""
+        kinds = [kind for kind in self.kinds if self.reader.queue_shard(kind, tag) is not None]
+        known = [self._sidelined.get((kind, tag)) for kind in kinds]
+        due = any(k is None or (k.due is not None and k.due <= now) for k in known)
+        return kinds if due or self._turn(tag, n) or tag in self._moved_aside else []
+
+    def _head_asks(self, tag: str, tailed: set[str]) -> list[HeadAsk]:
+        """The shard's indexes that live lists tail, as their heads were last read, ranked by
+        when (the longest unread first). One a list begins to tail is taken as read now: what
+        it holds is on the list's first page."""
+        asks = []
+        for key in self._indexes[tag]:
+            if key in tailed:
+                headed = self._headed.setdefault(key, Headed(self._index_size(key)[0], -1))
+                asks.append(HeadAsk(key, headed.tick, headed.entered))
+        return asks
+
+    def _index_size(self, key: str) -> tuple[int, int]:
+        """What entered the index, and its size, by the tallies last read."""
         kind, status, tag = self._index_of[key]
         seen = self._seen.get(tag, {})
-        return tuple(seen.get(f, 0) for f in in_fields(kind, status) + out_fields(kind, status))
+        entered = sum(seen.get(f, 0) for f in in_fields(kind, status))
+        return entered, entered - sum(seen.get(f, 0) for f in out_fields(kind, status))
 
-    def _kind_depths(self) -> dict[str, QueueDepth]:
-        return {kind: added(d for (k, _), d in self._depths.items() if k == kind) for kind in self.kinds}
+    def _kind_sidelined(self) -> dict[str, Sidelined]:
+        by_kind: dict[str, list[Sidelined]] = defaultdict(list)
+        for (kind, _), sidelined in self._sidelined.items():
+            by_kind[kind].append(sidelined)
+        return {kind: sidelined_sum(by_kind[kind]) for kind in self.kinds}
 
     # -- the frame -------------------------------------------------------------------------
 

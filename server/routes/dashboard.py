@@ -52,7 +52,7 @@ async def dashboard_socket(websocket: WebSocket) -> None:
         return
     session = DashboardSession(websocket, hub, sub, feed, feed.index, served_kinds(settings.kinds))
     try:
-        await feed.join(session.on_tick)
+        await feed.join(session)
         await _first_completed(
             session.send_forever(settings.send_timeout), session.receive_forever(), session.tail_forever()
         )
@@ -62,7 +62,7 @@ async def dashboard_socket(websocket: WebSocket) -> None:
         log.info("dashboard socket closed: a send took over %g s", settings.send_timeout)
         await websocket.close(CLOSE_TRY_LATER, "too slow to read")
     finally:
-        feed.leave(session.on_tick)
+        feed.leave(session)
         await hub.release(sub)
 
 

@@ -16,7 +16,8 @@ export class TaskList {
     this.body.addEventListener("click", (event) => this.clicked(event));
   }
 
-  /** A rows frame: "replace" (a new list), "append" (older page), "prepend" (new tasks, live). */
+  /** A rows frame: "replace" (a new list), "append" (older page), "prepend" (new tasks, live:
+   * each placed by age, newest first, as the server keeps them). */
   applyRows({ mode, rows, next_cursor: nextCursor }) {
     if (mode === "replace") {
       this.rows.clear();
@@ -26,7 +27,7 @@ export class TaskList {
     if (mode === "append") this.paged = true;
     const fresh = rows.filter((state) => !this.rows.has(state.task_id));
     const trs = fresh.map((state) => this.add(state));
-    if (mode === "prepend") this.body.prepend(...trs);
+    if (mode === "prepend") for (const tr of trs) this.place(tr);
     else this.body.append(...trs);
     if (mode === "prepend" && !this.paged) this.trim();
     document.getElementById("more").hidden = !nextCursor;
@@ -54,6 +55,16 @@ export class TaskList {
     this.rows.set(state.task_id, row);
     this.fill(row);
     return tr;
+  }
+
+  /** A new row before the first one older than it (by created_at, then task id). */
+  place(tr) {
+    const { created_at: at, task_id: id } = this.rows.get(tr.dataset.taskId).state;
+    const older = [...this.body.children].find((other) => {
+      const { created_at: otherAt, task_id: otherId } = this.rows.get(other.dataset.taskId).state;
+      return otherAt < at || (otherAt === at && otherId < id);
+    });
+    this.body.insertBefore(tr, older ?? null);
   }
 
   trim() {

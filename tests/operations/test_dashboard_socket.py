@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +11,7 @@ import orjson
 import pytest
 from httpx_ws import WebSocketDisconnect, aconnect_ws
 
+from taskstore import Move, TaskStatus, TaskStore
 from tests.conftest import LiveServer
 from tests.factories import submit
 from worker.runner import Runner
@@ -65,6 +67,31 @@ async def test_new_tasks_are_pushed_on_top_of_a_live_list(
 
     assert [r["task_id"] for r in pushed["rows"]] == [task_id]
     assert pushed["rows"][0]["status"] == "PENDING"
+
+
+async def test_a_task_read_after_newer_ones_still_joins_the_list(
+    live_server: LiveServer, client: httpx.AsyncClient, store: TaskStore
+) -> None:
+    """A tick reads the heads of the moving indexes until they may hold as many rows as the
+    tail takes: here FAILED's three new ones, then PENDING's older one a tick later, which is
+    placed among the rows rather than lost below the top one."""
+    async with aconnect_ws(f"{live_server.ws_url}/dashboard/ws", client) as ws:
+        await ws.send_text('{"op": "list"}')
+        await _next(ws, "rows")
+        await submit(client, "first")
+        await _next(ws, "rows", lambda f: f["mode"] == "prepend")  # PENDING's head: read last
+        older = await submit(client, "older")
+        failed = [await submit(client, f"failing {i}") for i in range(3)]
+        for task_id in failed:
+            await store.move(Move(task_id, TaskStatus.RUNNING, new_token="t", new_attempt=True))
+            await store.move(Move(task_id, TaskStatus.FAILED, {"error": "boom"}, token="t"))
+        pushed: list[str] = []
+        async with asyncio.timeout(10):
+            while older not in pushed:
+                frame = await _next(ws, "rows", lambda f: f["mode"] == "prepend")
+                pushed += [row["task_id"] for row in frame["rows"]]
+
+    assert set(failed) <= set(pushed)
 
 
 async def test_timeline_answers_the_state_then_follows_the_task(
