@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-SETTLE = 0.01  # seconds without events to send before the streams end
+SETTLE = 0.05  # seconds without events to send before the streams end
 LONGEST = 1.0  # seconds a stream's end may wait for a burst that does not settle
 CHUNK = 64  # streams woken per turn of the event loop (each end costs more than a send)
 
