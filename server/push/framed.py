@@ -2,8 +2,8 @@
 
 A live event goes to thousands of streams in one burst. Through the server's ASGI `send`, every
 delivery frames it again (a chunk of the HTTP response; a WebSocket frame by websockets' protocol
-object) inside a coroutine of its own. Here the frame is built once per event (`Event.sse_chunk`,
-`Event.ws_frame`) and a delivery is one `transport.write` of it: the bytes uvicorn's send would
+object) inside a coroutine of its own. Here the frame is built once per event (`Event.wire`, at
+its first direct write) and a delivery is one `transport.write` of it: the bytes uvicorn's send would
 write, written when it would write them at once and only then.
 
     writer(send) ─▶ uvicorn's httptools cycle: an HTTP/1.1 chunk, while the response is started,

@@ -45,19 +45,25 @@ class Event:
     text: str  # the WebSocket frame
     sse: bytes  # the Server-Sent Event: `id: <seq>`, `event: task`, `data: <payload>`
     updated_at: float = 0.0  # when the transition wrote it (Redis's clock); 0.0 if the state has none
-    # A delivery, built once for every subscriber: the ASGI messages (the server only reads them),
-    # and the bytes on the wire for a direct write (server/push/framed.py).
+    # The ASGI messages of a delivery, built once for every subscriber (the server only reads them).
     sse_message: dict[str, Any] = field(init=False, repr=False, compare=False)
     ws_message: dict[str, Any] = field(init=False, repr=False, compare=False)
-    sse_chunk: bytes = field(init=False, repr=False, compare=False)
-    ws_frame: bytes = field(init=False, repr=False, compare=False)
+    # The bytes on the wire for a direct write (server/push/framed.py), built at the first one:
+    # snapshots and events that no idle stream waits for are never framed.
+    _wire: tuple[bytes, bytes] | None = field(init=False, default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         body = {"type": "http.response.body", "body": self.sse, "more_body": True}
         object.__setattr__(self, "sse_message", body)
         object.__setattr__(self, "ws_message", {"type": "websocket.send", "text": self.text})
-        object.__setattr__(self, "sse_chunk", framed.sse_chunk(self.sse))
-        object.__setattr__(self, "ws_frame", framed.ws_frame(self.payload))
+
+    def wire(self, sse: bool) -> bytes:
+        """The event as an HTTP/1.1 chunk of an SSE body (`sse`) or as a WebSocket text frame."""
+        wire = self._wire
+        if wire is None:
+            wire = (framed.sse_chunk(self.sse), framed.ws_frame(self.payload))
+            object.__setattr__(self, "_wire", wire)
+        return wire[0] if sse else wire[1]
 
 
 MAX_SEQ_DIGITS = 18  # a Redis seq is an int64; int() refuses strings over 4300 digits
@@ -262,7 +268,7 @@ class Subscriber:
         sse = self.sends == "sse"
         self.seen[event.task_id] = event.seq
         self.delivered += 1
-        if connection.write_framed(event.sse_chunk if sse else event.ws_frame):
+        if connection.write_framed(event.wire(sse)):
             self._sent(event)
             return
         sending = connection.send(event.sse_message if sse else event.ws_message)
