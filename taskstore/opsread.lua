@@ -6,16 +6,19 @@
 -- call that meets a slot the node no longer has fails, and the caller reads shard by shard.
 -- ARGV: head count, oldest score, rows wanted R, number of fields F, F tally fields, then per
 --   shard: tallies key ('' = none), S, S x (delayed set, dead letters),
---          H, H x (index key, rank, entered, I, I x field, O, O x field)
+--          H, H x (index key, rank, entered, I, I x field, O, O x field),
+--          T, T x (task hash, task id)
 -- Returns per shard {HMGET of the fields, {delayed, first due or false, dead} x S,
---   {index key, its ZRANGE} x the indexes read}.
+--   {index key, its ZRANGE} x the indexes read, {state JSON or false} x T}.
+-- The T tasks are rows a live list has just subscribed to: their states, read after the
+-- subscription, are what the list shows (state_json, the shared prefix of taskstore/state.lua).
 -- The queue streams are not read: what waits in them is the PENDING count (tallies) minus the
 -- delayed ones, so the reader's cost does not follow how busy the queues are.
 -- An index's head is read only when its tallies, read in this call, say something entered it
 -- since the caller's last read of it (`entered` then; I and O name the fields it is entered
 -- and left by, as positions among the F fields) and it is not empty. By rank (the caller's:
--- the longest unread first), until they may hold R new members (what a list's tail takes a
--- tick): under load one index, however many move; when few tasks move, every index they
+-- the longest unread first), until they may hold R new members (the rows the lists may
+-- take): under load one index, however many move; when few tasks move, every index they
 -- entered, so a task that went from PENDING to FAILED between two reads still shows at once.
 local head_count, oldest, rows = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local nf = tonumber(ARGV[4])
@@ -34,7 +37,7 @@ end
 
 while i <= #ARGV do
   local tallies = ARGV[i]
-  local shard = {{}, {}, {}}
+  local shard = {{}, {}, {}, {}}
   if tallies ~= '' and nf > 0 then
     shard[1] = redis.call('HMGET', tallies, unpack(fields))
   end
@@ -67,6 +70,11 @@ while i <= #ARGV do
       stale[#stale + 1] = {shard[3], key, rank, new}
     end
   end
+  local states = tonumber(ARGV[i])
+  for t = 1, states do
+    shard[4][t] = state_json(ARGV[i + 2 * t - 1], ARGV[i + 2 * t])
+  end
+  i = i + 1 + 2 * states
   out[#out + 1] = shard
 end
 

@@ -18,8 +18,10 @@ Per phase: tasks submitted/s, API CPU % (of one core, /proc), Redis CPU % and Re
                  on /metrics, where="sent"); feed inside: the commands those scripts ran
   (un)subscribe  the hub's SUBSCRIBE/UNSUBSCRIBE (SSUBSCRIBE/SUNSUBSCRIBE on a cluster) for the
                  rows the page shows (INFO commandstats: nothing else subscribes here)
-  rows           rows pushed into the live list; each was read once (a snapshot script call,
-                 which runs one HMGET: two commands by Redis's own count)
+  rows           rows pushed into the live list; their states are read in the feed's calls
+                 (an HMGET each inside them), so they are counted there
+  all            feed sent + feed inside + (un)subscribes: by Redis's own count, everything the
+                 dashboard costs
 The idle pair also gives Redis's own count of everything the dashboard adds (on minus off).
 
 On a busy machine the phases' CPU figures are noisy; a profile attributes the cost instead:
@@ -281,8 +283,8 @@ def report(args: argparse.Namespace, phases: list[Phase]) -> None:
         rows = statistics.fmean(p.rows for p in ps)
         print(
             f"dashboard's Redis commands/s {label}: feed {sent:.1f} sent"
-            f" ({inside:.1f} run inside its scripts); list tail {subs + rows:.1f}"
-            f" ({subs:.1f} (un)subscribes + {rows:.1f} row snapshots)"
+            f" ({inside:.1f} run inside its scripts); list tail {subs:.1f} (un)subscribes"
+            f" for {rows:.1f} rows/s; all {sent + inside + subs:.1f}"
         )
     print(f"dashboard frames: {mean(on, 'frames') / args.phase:.1f} per second")
 
@@ -292,7 +294,7 @@ def report(args: argparse.Namespace, phases: list[Phase]) -> None:
 SHARE = {
     "opsfeed.py": ("_tick",),
     "dashboard_session.py": ("send_forever", "receive_forever", "tail_forever"),
-    "hub.py": ("watch", "unwatch", "_dispatch"),
+    "hub.py": ("watch", "follow", "unwatch", "_dispatch"),
 }
 
 

@@ -6,10 +6,12 @@ receiver  {"op": "list", "status"?, "kind"?, "limit"?} ─▶ rows frame ("repla
           a bad frame ─▶ {"type": "error", "detail"} and the socket stays open
 tailer    each feed tick, while the list is live (first page): the newest ids of its indexes
           (read by the feed, which asks each session which indexes it tails) not shown yet and
-          newer than the list was when listed, at most TAIL_PER_TICK ─▶ watched ─▶ rows
-          ("prepend": each placed by age, as the feed may read an index's head a tick after
-          another's, and it may hold a task older than the top row); rows pushed past the limit
-          are unwatched. So a dashboard's Redis cost is bounded by rows, not by tasks.
+          newer than the list was when listed, at most TAIL_PER_TICK ─▶ subscribed (hub.follow)
+          ─▶ their states, read in one call (feed.read_states) ─▶ rows ("prepend": each by age,
+          as the feed may read an index's head a tick after another's, and it may hold a task
+          older than the top row); a row that has ended is unsubscribed at once, and rows
+          pushed past the limit are unwatched. So a dashboard's Redis cost is bounded by the
+          feed's rows budget (server/ops/opsfeed.py), not by tasks.
 sender    the only writer: the latest stats frame, answers, and each watched task's events
           (the hub's one pub/sub connection; at most one unsent state per task)
 """
@@ -26,7 +28,7 @@ from fastapi import WebSocket
 from server.ops.opsfeed import HEAD, OpsFeed
 from server.ops.tasklist import Filter, make_filter, with_kind
 from server.push.hub import Hub
-from server.push.subscriber import Event, Subscriber, TooManyNotices
+from server.push.subscriber import Event, Subscriber, TooManyNotices, decode_event
 from taskstore import TaskNotFound, TaskStatus
 from taskstore.index import Cursor, Position, TaskIndex
 from taskstore.shards import looks_like_task_id
@@ -162,15 +164,41 @@ class DashboardSession:
         # Older than the last row of a full list, a task would be pushed out at once.
         floor = max(self.since, self.rows[-1] if len(self.rows) >= self.limit else self.since)
         shown = self._shown()
-        heads = {p for key in self._index_keys() for p in self.feed.heads.get(key, [])}
+        heads = {p: key for key in self._index_keys() for p in self.feed.heads.get(key, [])}
         fresh = sorted((p for p in heads if p > floor and p[1] not in shown), reverse=True)
-        rows = await self._watch(fresh[:TAIL_PER_TICK])
+        taken = fresh[:TAIL_PER_TICK]
+        rows = await self._follow(taken, [p[1] for p in taken if not self.feed.is_final(heads[p])])
         self.rows = sorted([p for p, _ in rows] + self.rows, reverse=True)
         dropped, self.rows = self.rows[self.limit :], self.rows[: self.limit]
         if dropped:
             self.next_cursor = Cursor(*self.rows[-1])
             await self._unwatch([task_id for _, task_id in dropped])
         return [state for _, state in rows]
+
+    async def _follow(
+        self, positions: list[Position], live: list[str]
+    ) -> list[tuple[Position, dict[str, Any]]]:
+        """Subscribe to the `live` tasks (those not read from an index of an end: nothing follows
+        an end), then read every state in one call: the rows. A task found ended needs its
+        subscription no more; one gone is left out."""
+        task_ids = [task_id for _, task_id in positions]
+        try:
+            await self.hub.follow(self.sub, live)
+            states = await self.feed.read_states(task_ids) if task_ids else {}
+        except BaseException:
+            await self._unwatch(live)
+            raise
+        rows, done = [], []
+        for position in positions:
+            raw = states.get(position[1])
+            event = None if raw is None else decode_event(raw)
+            if event is not None:
+                self.sub.offer(event)
+                rows.append((position, with_kind(orjson.loads(raw or b""))))
+            if position[1] in live and (event is None or event.terminal):
+                done.append(position[1])
+        await self._unwatch(done)
+        return rows
 
     def _live(self) -> bool:
         """Rows are pushed into a list the client asked for, never before its "replace"; a list

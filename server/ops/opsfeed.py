@@ -10,18 +10,26 @@ of open dashboards, and only while at least one is open.
                   changes them (a failure, a retry, a cancel), and while a delayed one is due
                 - the newest ids of a few indexes: of those the open dashboards' live lists
                   tail, the ones the tallies read in the same call say something entered since
-                  their heads were read, the longest unread first, until they may hold HEAD new
-                  ids (what a list's tail takes a tick): under load one index per node, in turn,
-                  however many move
+                  their heads were read, the longest unread first, until they may hold as many
+                  new ids as the rows' budget allows (below)
               and the workers' hash every WORKERS_EVERY ticks (they beat every 2 s)
            ─▶ one JSON frame, encoded once ─▶ each watcher's on_tick(): it sends the latest frame
+           ─▶ read_states(): a list that subscribed to the new ids it took from the heads reads
+              their states, all in one call per node (read after the subscription, so no event
+              falls between)
     leave() ─▶ the loop ends with the last watcher; the chart points stay (a reload keeps them)
 
-So a second costs one call per node, an HMGET per shard and an index read or so per node,
-plus the rare delayed and dead-letter counts: none of it follows the task rate. A second's ends
-never change once it is over, so only the last few are read again; the rest of the chart stays
-here. What a scheduled submit adds to the delayed set is tallied as any submit, so until the
-next staggered read it counts as queued (at most ASIDE_EVERY seconds).
+The rows' budget: ROWS_PER_TICK new rows a tick, saved up to HEAD. While few tasks arrive,
+every one is read at the next tick; under load the heads are read when HEAD rows are saved, so
+the lists take a batch of HEAD every HEAD / ROWS_PER_TICK seconds, each batch costing a
+subscription and an unsubscription per row and one call reading their states, whatever the
+task rate.
+
+So a second costs one call per node, an HMGET per shard, the rows' budget and the rare delayed
+and dead-letter counts: none of it follows the task rate. A second's ends never change once it
+is over, so only the last few are read again; the rest of the chart stays here. What a
+scheduled submit adds to the delayed set is tallied as any submit, so until the next staggered
+read it counts as queued (at most ASIDE_EVERY seconds).
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ import orjson
 from redis.exceptions import RedisError
 
 from server.ops import metrics
-from taskstore import TaskStatus
+from taskstore import TERMINAL, TaskStatus
 from taskstore.index import Position, TaskIndex
 from taskstore.opsstats import Stats, build_stats
 from taskstore.tallies import (
@@ -58,6 +66,7 @@ log = logging.getLogger(__name__)
 
 HISTORY = 300  # seconds of chart points
 HEAD = 3  # newest ids read per index: as many as a list's tail takes in a tick
+ROWS_PER_TICK = 1.0  # the rows' budget: new rows a second that the live lists may take
 RECENT = 4  # seconds of ends read again each tick: the current one, and a margin for clock skew
 ASIDE_EVERY = 10  # ticks between reads of a queue shard's delayed and dead letter counts
 WORKERS_EVERY = 2  # ticks between reads of the workers' heartbeats
@@ -101,6 +110,7 @@ class OpsFeed:
         self.gone_after = gone_after
         self.frame = ""
         self.heads: dict[str, list[Position]] = {}
+        self._rows = float(HEAD)  # the rows' budget
         self.ticks = 0
         self._ends = Tallies()  # DONE and FAILED by kind and second, for the chart and the rates
         self._seen: dict[str, dict[str, int]] = {}  # each shard's count fields, last read
@@ -203,12 +213,13 @@ class OpsFeed:
         recent = range(int(now) - RECENT + 1, int(now) + 1)
         fields = counts + end_fields(self.kinds, recent)
         tailed = {key for watcher in self._watchers for key in watcher.tailed()}
+        rows = self._rows_due(tailed)
         asks = {}
         for n, tag in enumerate(self.reader.tags):
             tallies = self._tallies_due(tag, n)
-            heads = self._head_asks(tag, tailed) if tallies else []
+            heads = self._head_asks(tag, tailed) if tallies and rows else []
             asks[tag] = Ask(tallies, self._aside_kinds(tag, n, now), heads)
-        reads = await self.reader.read(fields, asks, HEAD, now, rows=HEAD)
+        reads = await self.reader.read(fields, asks, HEAD, now, rows=rows)
         for tag, read in reads.items():
             if asks[tag].sidelined_kinds:
                 self._moved_aside.discard(tag)
@@ -216,11 +227,21 @@ class OpsFeed:
                 self._note_counts(tag, read.fields)
             for kind, sidelined in read.sidelined.items():
                 self._sidelined[(kind, tag)] = sidelined
-            for key, positions in read.heads.items():
-                self.heads[key] = positions
-                self._headed[key] = Headed(self._index_size(key)[0], self.ticks)
+        self._take_heads([read.heads for read in reads.values()], rows)
         self._keep_ends(recent, fields, [read.fields for read in reads.values() if read.fields])
         return Tallies(values=self._counts())
+
+    def is_final(self, key: str) -> bool:
+        """Whether the index holds tasks that ended (their states never change)."""
+        return self._index_of[key][1] in TERMINAL
+
+    async def read_states(self, task_ids: list[str]) -> dict[str, bytes | None]:
+        """The tasks' state JSON (None: gone), one call per node whatever their shards."""
+        asks: dict[str, Ask] = defaultdict(lambda: Ask(tallies=False))
+        for task_id in task_ids:
+            asks[self.reader.keys.index_tag(task_id)].states.append(task_id)
+        reads = await self.reader.read([], dict(asks), HEAD, time.time())
+        return {task_id: state for read in reads.values() for task_id, state in read.states.items()}
 
     def _counts(self) -> dict[str, int]:
         """Every shard's counts as last read, added up."""
@@ -229,6 +250,31 @@ class OpsFeed:
             for name, value in seen.items():
                 total[name] += value
         return dict(total)
+
+    def _take_heads(self, reads: list[dict[str, list[Position]]], rows: int) -> None:
+        """Keep the heads read; of the ids new in them, only the newest `rows` (each node's call
+        reads up to `rows`: a cluster's would be several times the budget), which the budget
+        pays for. Under load the rest are passed over: the lists show a sample."""
+        new: list[tuple[Position, str]] = []
+        for heads in reads:
+            for key, positions in heads.items():
+                new += [(p, key) for p in positions if p not in self.heads.get(key, [])]
+                self.heads[key] = positions
+                self._headed[key] = Headed(self._index_size(key)[0], self.ticks)
+        for position, key in sorted(new, reverse=True)[rows:]:
+            self.heads[key].remove(position)
+        self._rows -= min(rows, len(new))
+
+    def _rows_due(self, tailed: set[str]) -> int:
+        """How many new rows this tick's heads may hold: none until a whole one is saved; then,
+        while the tailed indexes took no more than the budget since their heads were read (by
+        the last tallies), what is saved; under load nothing until HEAD are."""
+        self._rows = min(float(HEAD), self._rows + ROWS_PER_TICK)
+        waiting = 0
+        for key in tailed:
+            headed = self._headed.get(key)
+            waiting += 0 if headed is None else self._index_size(key)[0] - headed.entered
+        return int(self._rows) if self._rows >= HEAD or waiting <= self._rows else 0
 
     def _tallies_due(self, tag: str, n: int) -> bool:
         """Every shard's tallies are read every tick, but those of a shard no new task goes to

@@ -155,17 +155,33 @@ class Hub:
                 sub.seen[task_id] = after_seq
                 sub.offer(snapshot)
                 return snapshot
-        sub.seen[task_id] = after_seq
-        watchers = self._watchers.setdefault(task_id, set())
-        watchers.add(sub)
+        await self.follow(sub, [task_id], after_seq)
         try:
-            await self._subscribe(task_id, first=len(watchers) == 1)
             snapshot = await self._snapshot(task_id)
         except BaseException:
             await self.unwatch(sub, task_id)
             raise
         sub.offer(snapshot)
         return snapshot
+
+    async def follow(self, sub: Subscriber, task_ids: list[str], after_seq: int = 0) -> None:
+        """Subscribe `sub` to the tasks, without reading their states: the caller reads them
+        once this returns, so no event falls between that read and the first one pushed (the
+        dashboard's new rows, server/ops/dashboard_session.py). New channels go out in one
+        SUBSCRIBE (on a cluster, one SSUBSCRIBE per slot)."""
+        first = []
+        for task_id in task_ids:
+            sub.seen[task_id] = after_seq
+            watchers = self._watchers.setdefault(task_id, set())
+            watchers.add(sub)
+            if len(watchers) == 1:
+                first.append(task_id)
+        try:
+            await self._subscribe(first, task_ids)
+        except BaseException:
+            for task_id in task_ids:
+                await self.unwatch(sub, task_id)
+            raise
 
     async def unwatch(self, sub: Subscriber, task_id: str) -> None:
         sub.forget(task_id)
@@ -185,19 +201,22 @@ class Hub:
 
     # -- pub/sub ---------------------------------------------------------------------------
 
-    async def _subscribe(self, task_id: str, *, first: bool) -> None:
-        """Return once Redis confirmed the task's channel is subscribed."""
-        channel = self.keys.channel(task_id)
-        if first and not self._departures.stay(task_id):
-            self._confirmations.expect(channel)
+    async def _subscribe(self, first: list[str], task_ids: list[str]) -> None:
+        """Subscribe the channels of `first` (the tasks just watched for the first time) that
+        are not still subscribed; return once Redis confirmed every channel of `task_ids`."""
+        channels = [self.keys.channel(t) for t in first if not self._departures.stay(t)]
+        if channels:
+            for channel in channels:
+                self._confirmations.expect(channel)
             try:
                 async with self._link_writes:
-                    await self._link.subscribe(channel)
+                    await self._link.subscribe(*channels)
             except REDIS_FAILURE as e:
                 # The reader sees the broken link too; its reconnect subscribes every
                 # watched channel and releases this wait.
-                log.warning("subscribe to %s failed (%s); waiting for the reconnect", task_id, e)
-        await self._confirmations.wait(channel)
+                log.warning("subscribe to %d tasks failed (%s); waiting for the reconnect", len(channels), e)
+        for task_id in task_ids:
+            await self._confirmations.wait(self.keys.channel(task_id))
 
     async def _unsubscribe(self, task_ids: set[str]) -> None:
         """One UNSUBSCRIBE for the tasks that are still unwatched (see server/push/departures.py)."""

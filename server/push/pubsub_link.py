@@ -47,10 +47,10 @@ class PubSubLink:
         self._pubsub = pubsub
         self.last_message = time.monotonic()
 
-    async def subscribe(self, channel: str) -> None:
-        """Send SUBSCRIBE; its confirmation arrives through `read()` like any message."""
+    async def subscribe(self, *channels: str) -> None:
+        """Send SUBSCRIBE; its confirmations arrive through `read()` like any message."""
         if self._pubsub is not None:
-            await self._pubsub.subscribe(channel)
+            await self._pubsub.subscribe(*channels)
 
     async def unsubscribe(self, *channels: str) -> None:
         if self._pubsub is not None:

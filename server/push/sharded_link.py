@@ -3,7 +3,8 @@
     connect(wanted) ─▶ refresh the slot map ─▶ per primary: a connection (retries off), SUBSCRIBE
                        the hub channel, SSUBSCRIBE its channels one slot at a time, all confirmed
                        ─▶ a reader task per primary: get_message(timeout) on its own socket
-    subscribe(ch)   ─▶ SSUBSCRIBE on the primary that owns ch's slot (confirmation via the reader)
+    subscribe(chs)  ─▶ SSUBSCRIBE on the primary that owns their slot, a slot a command (confirmed
+                       via the reader)
     read()          ─▶ waits for a broken link; raises so the hub reconnects and resyncs, when:
                        a connection fails or stays silent (failover: its primary died),
                        Redis unsubscribes a channel we did not give up (its slot moved away),
@@ -133,11 +134,17 @@ class ShardedLink:
             link.reader = asyncio.create_task(self._run_reader(link), name=f"hub-reader-{link.name}")
         self.last_message = time.monotonic()
 
-    async def subscribe(self, channel: str) -> None:
-        """SSUBSCRIBE on the channel's primary; its confirmation arrives through that reader."""
-        link = self._owner_link(channel)
-        await link.pubsub.ssubscribe(channel)
-        self._owner[channel] = link.name
+    async def subscribe(self, *channels: str) -> None:
+        """SSUBSCRIBE on each channel's primary, one slot per command (or CROSSSLOT); the
+        confirmations arrive through that reader."""
+        groups: dict[int, list[str]] = defaultdict(list)
+        for channel in channels:
+            groups[key_slot(channel.encode())].append(channel)
+        for group in groups.values():
+            link = self._owner_link(group[0])
+            await link.pubsub.ssubscribe(*group)
+            for channel in group:
+                self._owner[channel] = link.name
 
     async def unsubscribe(self, *channels: str) -> None:
         """SUNSUBSCRIBE on each channel's primary, one slot per command (or CROSSSLOT)."""

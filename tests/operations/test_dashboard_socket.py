@@ -10,10 +10,13 @@ import httpx
 import orjson
 import pytest
 from httpx_ws import WebSocketDisconnect, aconnect_ws
+from redis.asyncio import Redis, RedisCluster
+from redis.crc import key_slot
 
-from taskstore import Move, TaskStatus, TaskStore
+from taskstore import Keys, Move, TaskStatus, TaskStore
 from tests.conftest import LiveServer
 from tests.factories import submit
+from tests.helpers import both_topologies
 from worker.runner import Runner
 
 
@@ -150,3 +153,42 @@ async def test_with_an_api_key_the_socket_needs_it(start_server: Callable[..., L
     assert listing.status_code == 401
     assert exc.value.code == 4401
     assert stats["redis_ok"] is True
+
+
+async def _subscribes(redis: Redis | RedisCluster) -> int:
+    """SUBSCRIBE and SSUBSCRIBE commands Redis has run, all primaries."""
+    if isinstance(redis, RedisCluster):
+        await redis.initialize()
+        replies = [await redis.info("commandstats", target_nodes=n) for n in redis.get_primaries()]
+    else:
+        replies = [await redis.info("commandstats")]
+    total = 0
+    for stats in replies:
+        total += sum(int(stats.get(f"cmdstat_{c}", {}).get("calls", 0)) for c in ("subscribe", "ssubscribe"))
+    return total
+
+
+@both_topologies
+async def test_tailed_rows_are_subscribed_together_then_read_and_follow_their_tasks(
+    live_server: LiveServer, client: httpx.AsyncClient, redis: Redis, start_worker: Callable[..., Runner]
+) -> None:
+    """The tail subscribes a tick's new rows in one command a slot, reads their states after
+    (so none of their events is lost), and pushes each later change of them."""
+    async with aconnect_ws(f"{live_server.ws_url}/dashboard/ws", client) as ws:
+        await ws.send_text('{"op": "list", "status": "PENDING"}')
+        await _next(ws, "rows")
+        await _next(ws, "stats")  # just after a tick: the three land between two
+        before = await _subscribes(redis)
+        ids = [await submit(client, f"tailed {i}", duration=0.2) for i in range(3)]
+        pushed = await _next(ws, "rows", lambda f: f["mode"] == "prepend")
+        subscribes = await _subscribes(redis) - before
+        start_worker()
+        done: set[str] = set()
+        while done != set(ids):
+            frame = await _next(ws, "task", lambda f: f["state"]["status"] == "DONE")
+            done.add(frame["state"]["task_id"])
+
+    assert sorted(r["task_id"] for r in pushed["rows"]) == sorted(ids)
+    assert {r["status"] for r in pushed["rows"]} == {"PENDING"}
+    slots = {key_slot(Keys().channel(task_id).encode()) for task_id in ids}
+    assert subscribes == (len(slots) if isinstance(redis, RedisCluster) else 1)

@@ -15,7 +15,7 @@ import httpx
 import orjson
 from redis.asyncio import Redis, RedisCluster
 
-from server.ops.opsfeed import ASIDE_EVERY, OpsFeed
+from server.ops.opsfeed import ASIDE_EVERY, HEAD, ROWS_PER_TICK, OpsFeed
 from taskstore import Move, TaskStatus, TaskStore
 from taskstore.codec import encode_request, signature
 from taskstore.deadletters import DeadLetters
@@ -159,6 +159,9 @@ class Tail:
     def tailed(self) -> list[str]:
         return self.keys
 
+    def unread(self) -> list[str]:
+        return []
+
 
 def _feed(redis: Redis, keys: Keys, calls: list[int], tail: list[str]) -> OpsFeed:
     """The dashboards' feed over `redis`, a list tailing `tail`; its script calls in `calls`."""
@@ -199,3 +202,44 @@ async def test_the_feed_reads_once_per_node_a_second_whatever_moved(
     # moves were made here), but that task is DONE.
     assert frame["kinds"]["default"]["queued"] == 1
     assert sum(point[1] for point in frame["series"]) == 1  # the DONE, in its second
+
+
+async def test_the_feed_reads_tasks_states_in_one_call_per_node(
+    redis: Redis, store: TaskStore, keys: Keys
+) -> None:
+    ids = [(await store.submit(f"row {i}", {})).task_id for i in range(6)]
+    await _run(store, ids[0], TaskStatus.DONE, result="1")
+    gone = ids[1][:-4] + "0000"  # an id of the same shard that names no task
+    calls: list[int] = []
+    feed = _feed(redis, keys, calls, [])
+    await feed.reader.reconcile()  # once per process, before the first read
+    calls.clear()
+
+    states = await feed.read_states([*ids, gone])
+
+    nodes = {str(route(redis, keys.tallies(keys.index_tag(t))).get("target_nodes")) for t in ids}
+    assert len(calls) == len(nodes)
+    assert states[gone] is None
+    for task_id in ids:
+        assert orjson.loads(states[task_id] or b"") == orjson.loads(await store.state(task_id))
+    assert orjson.loads(states[ids[0]] or b"")["status"] == "DONE"
+
+
+async def test_under_load_the_lists_take_new_rows_at_the_budgets_rate(
+    redis: Redis, store: TaskStore, keys: Keys
+) -> None:
+    """However many tasks arrive, and on however many nodes, the heads a tick offers hold at
+    most the rows' budget: HEAD at once, then ROWS_PER_TICK a tick."""
+    pending = [keys.index("default", TaskStatus.PENDING, tag) for tag in keys.index_tags]
+    feed = _feed(redis, keys, [], pending)
+    for _ in range(ASIDE_EVERY):  # start-up reads
+        await feed._tick(time.time())
+    offered: set[tuple[float, str]] = set()
+    ticks = 8
+    for tick in range(ticks):
+        for i in range(20):
+            await store.submit(f"load {tick} {i}", {})
+        await feed._tick(time.time())
+        offered |= {p for key in pending for p in feed.heads.get(key, [])}
+
+    assert HEAD <= len(offered) <= HEAD + ticks * ROWS_PER_TICK
