@@ -16,7 +16,8 @@ from taskstore.model import ALLOWED
 from taskstore.topology import Client, Pipe
 
 
-def _read(name: str) -> str:
+def source(name: str) -> str:
+    """The text of one of taskstore's Lua files."""
     return files("taskstore").joinpath(name).read_text()
 
 
@@ -52,12 +53,12 @@ class Scripts:
     of Idempotency-Key claims."""
 
     def __init__(self) -> None:
-        prefix = _allowed_table() + _read("state.lua") + _read("index.lua")
-        self.submit = Script(prefix + _read("submit.lua"))
-        self.transition = Script(prefix + _read("transition.lua"))
-        self.snapshot = Script(prefix + _read("snapshot.lua"))
-        self.claim = Script(_read("claim.lua"))
-        self.settle = Script(_read("settle.lua"))
+        prefix = _allowed_table() + source("state.lua") + source("index.lua")
+        self.submit = Script(prefix + source("submit.lua"))
+        self.transition = Script(prefix + source("transition.lua"))
+        self.snapshot = Script(prefix + source("snapshot.lua"))
+        self.claim = Script(source("claim.lua"))
+        self.settle = Script(source("settle.lua"))
 
     async def load(self, redis: Client) -> None:
         for script in (self.submit, self.transition, self.snapshot, self.claim, self.settle):

@@ -13,13 +13,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from importlib.resources import files
 from typing import Any
 
 from redis.exceptions import ResponseError
 
 from taskstore.keys import Keys, Shard
-from taskstore.scripts import Script
+from taskstore.scripts import Script, source
 from taskstore.topology import Client, Pipe, call, route
 
 
@@ -50,8 +49,8 @@ class TaskQueue:
         self.redis = redis
         self.keys = keys or Keys()
         self.shards = self.keys.all_shards
-        self._promote = Script(_lua("promote.lua"))
-        self._lease = Script(_lua("lease.lua"))
+        self._promote = Script(source("promote.lua"))
+        self._lease = Script(source("lease.lua"))
 
     async def ensure_group(self) -> None:
         """Create the workers' consumer group (and the stream) of every shard if missing."""
@@ -185,10 +184,6 @@ class TaskQueue:
             keys = [shard.delayed, shard.stream]
             moved += int(await self._promote(self.redis, keys, [repr(now), limit]))
         return moved
-
-
-def _lua(name: str) -> str:
-    return files("taskstore").joinpath(name).read_text()
 
 
 def _text(value: bytes | str) -> str:

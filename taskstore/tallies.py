@@ -19,14 +19,13 @@ import asyncio
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from importlib.resources import files
 from typing import Any, cast
 
 from redis.exceptions import RedisError
 
 from taskstore.keys import Keys, Shard
 from taskstore.model import TaskStatus
-from taskstore.scripts import Script
+from taskstore.scripts import Script, source
 from taskstore.topology import Client, route
 
 RING = 360  # seconds of ends each shard keeps (index.lua)
@@ -153,21 +152,17 @@ class Ask:
         return self.tallies or bool(self.sidelined_kinds) or bool(self.heads) or bool(self.states)
 
 
-def _script(name: str) -> Script:
-    return Script(files("taskstore").joinpath(name).read_text())
-
-
 def _read_script() -> Script:
     """opsread.lua with the state encoder (state.lua) after its flags line, which must come first."""
-    flags, _, body = files("taskstore").joinpath("opsread.lua").read_text().partition("\n")
-    return Script(flags + "\n" + files("taskstore").joinpath("state.lua").read_text() + body)
+    flags, _, body = source("opsread.lua").partition("\n")
+    return Script(flags + "\n" + source("state.lua") + body)
 
 
 class OpsReader:
     """The reads of GET /stats and the dashboard feed, shared by an API process."""
 
     read_script = _read_script()
-    reconcile_script = _script("reconcile.lua")
+    reconcile_script = Script(source("reconcile.lua"))
 
     def __init__(
         self,

@@ -191,11 +191,14 @@ class DashboardSession:
         rows, done = [], []
         for position in positions:
             raw = states.get(position[1])
+            if raw is not None:
+                rows.append((position, with_kind(orjson.loads(raw))))
+            if position[1] not in live:
+                continue
             event = None if raw is None else decode_event(raw)
             if event is not None:
-                self.sub.offer(event)
-                rows.append((position, with_kind(orjson.loads(raw or b""))))
-            if position[1] in live and (event is None or event.terminal):
+                self.sub.offer(event)  # older events of the task are not sent after its row
+            if event is None or event.terminal:
                 done.append(position[1])
         await self._unwatch(done)
         return rows
