@@ -139,6 +139,10 @@ async def test_10_concurrent_identical_posts_make_one_task_and_one_run(
     task_ids = {a.json()["task_id"] for a in answers}
     state = await final(store, task_ids.pop())
 
+    async def counted() -> bool:  # the worker counts a run once its DONE write has returned
+        return runner.completed > 0
+
+    await wait_for(counted, what="the worker to count its run")
     assert not task_ids
     assert sum(bool(a.json().get("coalesced")) for a in answers) == 9
     assert state["status"] == "DONE"
